@@ -1,0 +1,1 @@
+"""Cold-chain shipment monitoring service: shared settings, database and models."""

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): imported only by entry points."""

@@ -1,0 +1,62 @@
+"""The FastAPI application: `create_app(settings)`; engine and session factory made in lifespan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.api import errors
+from app.api.routes import api_keys, health, reference, shipments
+from app.db import make_engine, make_sessionmaker
+from app.metrics import HTTP_DURATION, HTTP_REQUESTS
+from app.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """Build the app; pass `engine` to share one (tests, `coldchain up`), else one is made."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        app.state.engine = engine or make_engine(
+            settings.database_url or "", pool_size=settings.db_pool_size
+        )
+        app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Cold-chain shipment monitoring",
+        version="1.0.0",
+        description="Temperature, location and hold-time monitoring of advanced-therapy shipments.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    app.include_router(health.router)
+    for module in (reference, shipments, api_keys):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

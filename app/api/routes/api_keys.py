@@ -1,0 +1,51 @@
+"""API keys: created by admins (the key is shown once), listed by prefix, revoked."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy import select
+
+from app import audit
+from app.api.deps import SessionDep, require_roles
+from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
+from app.models import ApiKey, utcnow
+from app.schemas.reference import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from app.security import Principal
+from app.services import reference as svc
+
+router = APIRouter(tags=["api keys"])
+Admin = Annotated[Principal, Depends(require_roles())]
+
+
+@router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(body: ApiKeyIn, session: SessionDep, principal: Admin) -> dict[str, Any]:
+    row, key = await svc.create_api_key(session, principal, body)
+    return {**ApiKeyOut.model_validate(row).model_dump(), "key": key}
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyOut])
+async def list_api_keys(
+    session: SessionDep, _: Admin, cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    rows, next_cursor = await paginate(
+        session, select(ApiKey), [ApiKey.created_at, ApiKey.id], cursor=cursor, limit=limit,
+        key_of=lambda r: [r[0].created_at, r[0].id],
+    )
+    return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
+async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, principal: Admin) -> ApiKey:
+    row = await svc.get_or_404(session, ApiKey, key_id, "api key")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+        await audit.record(
+            session, principal, action="revoke", entity_type="api_key", entity_id=row.id,
+            after={"revoked_at": row.revoked_at.isoformat()},
+        )
+    return row

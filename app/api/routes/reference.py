@@ -1,0 +1,141 @@
+"""Reference data endpoints: sites, products, packaging, lanes, loggers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.api.deps import CurrentPrincipal, SessionDep, require_roles
+from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
+from app.errors import NotFound
+from app.models import Lane, Logger, Packaging, Product, Site
+from app.schemas.reference import (
+    LaneIn,
+    LaneOut,
+    LoggerIn,
+    LoggerOut,
+    PackagingIn,
+    PackagingOut,
+    ProductIn,
+    ProductOut,
+    SiteIn,
+    SiteOut,
+)
+from app.security import Principal
+from app.services import reference as svc
+
+router = APIRouter(tags=["reference data"])
+Editor = Annotated[Principal, Depends(require_roles("coordinator"))]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+
+async def _page(session: Any, stmt: Any, key: Any, cursor: str | None, limit: int) -> dict[str, Any]:
+    rows, next_cursor = await paginate(
+        session, stmt, [key], cursor=cursor, limit=limit, key_of=lambda r: [getattr(r[0], key.key)]
+    )
+    return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
+
+
+@router.post("/sites", status_code=status.HTTP_201_CREATED, response_model=SiteOut)
+async def create_site(body: SiteIn, session: SessionDep, principal: Editor) -> Site:
+    return await svc.create_site(session, principal, body)
+
+
+@router.get("/sites", response_model=Page[SiteOut])
+async def list_sites(
+    session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    stmt = select(Site)
+    if principal.is_site:
+        stmt = stmt.where(Site.id == principal.site_id)
+    return await _page(session, stmt, Site.id, cursor, limit)
+
+
+@router.get("/sites/{site_id}", response_model=SiteOut)
+async def get_site(site_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Site:
+    if principal.is_site and principal.site_id != site_id:
+        raise NotFound("site", site_id)
+    return await svc.get_or_404(session, Site, site_id, "site")
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
+async def create_product(body: ProductIn, session: SessionDep, principal: Editor) -> Product:
+    return await svc.create_product(session, principal, body)
+
+
+@router.get("/products", response_model=Page[ProductOut])
+async def list_products(
+    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    return await _page(session, select(Product), Product.id, cursor, limit)
+
+
+@router.get("/products/{product_id}", response_model=ProductOut)
+async def get_product(product_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal) -> Product:
+    return await svc.get_or_404(session, Product, product_id, "product")
+
+
+@router.post("/packaging", status_code=status.HTTP_201_CREATED, response_model=PackagingOut)
+async def create_packaging(body: PackagingIn, session: SessionDep, principal: Editor) -> Packaging:
+    return await svc.create_packaging(session, principal, body)
+
+
+@router.get("/packaging", response_model=Page[PackagingOut])
+async def list_packaging(
+    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    return await _page(session, select(Packaging), Packaging.id, cursor, limit)
+
+
+@router.get("/packaging/{packaging_id}", response_model=PackagingOut)
+async def get_packaging(
+    packaging_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+) -> Packaging:
+    return await svc.get_or_404(session, Packaging, packaging_id, "packaging")
+
+
+@router.post("/lanes", status_code=status.HTTP_201_CREATED, response_model=LaneOut)
+async def create_lane(body: LaneIn, session: SessionDep, principal: Editor) -> Lane:
+    return await svc.create_lane(session, principal, body)
+
+
+@router.get("/lanes", response_model=Page[LaneOut])
+async def list_lanes(
+    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    stmt = select(Lane).options(selectinload(Lane.waypoints))
+    return await _page(session, stmt, Lane.id, cursor, limit)
+
+
+@router.get("/lanes/{lane_id}", response_model=LaneOut)
+async def get_lane(lane_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal) -> Lane:
+    return await svc.get_lane(session, lane_id)
+
+
+@router.post("/loggers", status_code=status.HTTP_201_CREATED, response_model=LoggerOut)
+async def create_logger(body: LoggerIn, session: SessionDep, principal: Editor) -> Logger:
+    return await svc.create_logger(session, principal, body)
+
+
+@router.get("/loggers", response_model=Page[LoggerOut])
+async def list_loggers(
+    session: SessionDep, _: Annotated[Principal, Depends(require_roles("coordinator", "qp"))],
+    cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    return await _page(session, select(Logger), Logger.id, cursor, limit)
+
+
+@router.get("/loggers/{logger_id}", response_model=LoggerOut)
+async def get_logger(
+    logger_id: str, session: SessionDep,
+    _: Annotated[Principal, Depends(require_roles("coordinator", "qp"))],
+) -> Logger:
+    return await svc.get_or_404(session, Logger, logger_id, "logger")

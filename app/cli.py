@@ -1,0 +1,148 @@
+"""The `coldchain` command: run roles, migrate, simulate, report, verify the audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+from typing import Annotated
+
+import typer
+
+from app.runtime import RoleUnavailable, resolved, run_roles
+from app.settings import Settings, get_settings
+
+cli = typer.Typer(help="Cold-chain shipment monitoring service.", no_args_is_help=True,
+                  add_completion=False)
+audit_cli = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+Host = Annotated[str | None, typer.Option(help="API bind address (default 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(help="API port (default 8000)")]
+
+
+def _settings(host: str | None = None, port: int | None = None) -> Settings:
+    settings = get_settings()
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    return settings.model_copy(update=updates)
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _run(settings: Settings, roles: list[str], *, migrate_first: bool = False) -> None:
+    _logging()
+    with resolved(settings) as live:
+        if migrate_first:
+            from app.migrate import upgrade
+
+            upgrade(live.database_url or "")
+        try:
+            asyncio.run(run_roles(live, roles))
+        except RoleUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the Alembic migrations to the configured (or embedded) database."""
+    _logging()
+    from app.migrate import upgrade
+
+    with resolved(get_settings().model_copy(update={"mqtt_url": "mqtt://unused"})) as live:
+        upgrade(live.database_url or "")
+    typer.echo("database is at the latest schema revision")
+
+
+@cli.command()
+def up(host: Host = None, port: Port = None) -> None:
+    """API + ingest + alert workers in one process."""
+    _run(_settings(host, port), ["api", "ingest", "alerts"], migrate_first=True)
+
+
+@cli.command()
+def api(host: Host = None, port: Port = None) -> None:
+    """The HTTP API and web page only."""
+    _run(_settings(host, port), ["api"])
+
+
+@cli.command()
+def ingest() -> None:
+    """One MQTT ingest worker (run several: they share the load through a shared subscription)."""
+    _run(_settings(), ["ingest"])
+
+
+@cli.command()
+def alerts() -> None:
+    """The evaluation, escalation and webhook delivery worker."""
+    _run(_settings(), ["alerts"])
+
+
+@cli.command()
+def demo(host: Host = None, port: Port = None) -> None:
+    """The whole system on embedded defaults, seeded lanes and a live simulated fleet."""
+    _logging()
+    settings = _settings(host, port)
+    if not settings.admin_api_key:
+        settings = settings.model_copy(update={"admin_api_key": "demo-" + secrets.token_hex(12)})
+    try:
+        from simulators import demo as demo_mod
+    except ImportError as exc:
+        typer.echo(f"error: the demo needs the simulators package ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    with resolved(settings) as live:
+        from app.migrate import upgrade
+
+        upgrade(live.database_url or "")
+        asyncio.run(demo_mod.main(live))
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def simulate(ctx: typer.Context) -> None:
+    """Simulated loggers: `--list`, `SCENARIO [--speed X | --backfill]`, `fleet --loggers N …`."""
+    try:
+        from simulators import cli as sim_cli
+    except ImportError as exc:
+        typer.echo(f"error: simulators are not available yet ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(sim_cli.main(list(ctx.args), get_settings()))
+
+
+@cli.command()
+def report(
+    shipment: Annotated[str, typer.Argument(help="shipment id or reference")],
+    format: Annotated[str, typer.Option("--format", help="json, csv or pdf")] = "json",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="file to write")] = None,
+) -> None:
+    """The release report of one shipment."""
+    try:
+        from app.reports import cli as report_cli
+    except ImportError as exc:
+        typer.echo(f"error: release reports are not available yet ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(report_cli.main(get_settings(), shipment, format, output))
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain and report the first broken link."""
+    try:
+        from app import audit_verify as verifier
+    except ImportError as exc:
+        typer.echo(f"error: audit verification is not available yet ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(verifier.main(get_settings()))
+
+
+def main() -> None:
+    cli(prog_name="coldchain")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,211 @@
+"""Embedded PostgreSQL and MQTT broker for `make demo` and tests when no server is configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def _postgres_bin_dir() -> Path:
+    """The pgserver wheel's PostgreSQL binaries, else a `pg_ctl` found on PATH."""
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        if (Path(POSTGRES_BIN_PATH) / "pg_ctl").exists():
+            return Path(POSTGRES_BIN_PATH)
+    except ImportError:  # pragma: no cover - pgserver is a dependency
+        pass
+    found = shutil.which("pg_ctl")
+    if not found:
+        raise RuntimeError("no PostgreSQL binaries: install the pgserver wheel or set DATABASE_URL")
+    return Path(found).resolve().parent
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root: when we are root, run it as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "coldchain"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "coldchain"], check=True)
+    return pwd.getpwnam("coldchain")
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in `data_dir`, listening on 127.0.0.1:`port` with trust auth."""
+
+    data_dir: Path
+    port: int = 0
+    database: str = "coldchain"
+    _user: pwd.struct_passwd | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self._user = _service_user()
+        port_file = self.data_dir.parent / f"{self.data_dir.name}.port"
+        if not self.port:
+            self.port = int(port_file.read_text()) if port_file.exists() else free_port()
+        port_file.parent.mkdir(parents=True, exist_ok=True)
+        port_file.write_text(str(self.port))
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, object] = {}
+        if self._user is not None:
+            kwargs = {"user": self._user.pw_uid, "group": self._user.pw_gid}
+        return subprocess.run(
+            [str(_postgres_bin_dir() / args[0]), *args[1:]],
+            check=check,
+            capture_output=True,
+            text=True,
+            cwd="/",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _prepare_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._user is not None:
+            for parent in [self.data_dir, *self.data_dir.parents]:
+                if parent == Path("/"):
+                    break
+                mode = parent.stat().st_mode
+                if parent != self.data_dir and not mode & 0o001:
+                    parent.chmod(mode | 0o011)
+            os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
+        self.data_dir.chmod(0o700)
+
+    def start(self) -> str:
+        self._prepare_dir()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                      "--encoding=UTF8", "--no-sync")
+        if self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode != 0:
+            options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                       f"-c unix_socket_directories='{self.data_dir}' -c max_connections=200 "
+                       "-c timezone=UTC")
+            result = self._run("pg_ctl", "-D", str(self.data_dir), "-l",
+                               str(self.data_dir / "server.log"), "-o", options, "-w", "-t", "60",
+                               "start", check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"embedded PostgreSQL did not start: {result.stdout}{result.stderr}")
+        wait_for_port(self.port)
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
+                  "postgres", "-tAc", f"CREATE DATABASE {self.database}", check=False)
+        log.info("embedded PostgreSQL on 127.0.0.1:%s (%s)", self.port, self.data_dir)
+        return self.url
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (fault tests): recovery replays the WAL on the next start."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, 9)
+            time.sleep(0.5)
+
+
+@dataclass
+class EmbeddedBroker:
+    """Mosquitto (preferred, from PATH) or amqtt, on 127.0.0.1:`port` with a persistent store."""
+
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.port = self.port or free_port()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        mosquitto = shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+        if mosquitto:
+            conf = self.data_dir / "mosquitto.conf"
+            conf.write_text(
+                f"listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence true\n"
+                f"persistence_location {self.data_dir}/\n"
+                "autosave_interval 10\n"
+                # Loggers reconnect after long offline stretches: keep their queued QoS 1 messages.
+                "max_queued_messages 1000000\n"
+                "max_inflight_messages 1000\n"
+                "message_size_limit 2097152\n"
+                "persistent_client_expiration 14d\n"
+                + ("user root\n" if os.geteuid() == 0 else "")
+            )
+            return [mosquitto, "-c", str(conf)]
+        conf = self.data_dir / "amqtt.yaml"
+        conf.write_text(
+            "listeners:\n  default:\n    type: tcp\n"
+            f"    bind: 127.0.0.1:{self.port}\n"
+            "auth:\n  allow-anonymous: true\n"
+        )
+        return [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+
+    def start(self) -> str:
+        command = self._command()
+        with (self.data_dir / "broker.log").open("ab") as log_file:
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+        log.info("embedded MQTT broker on 127.0.0.1:%s", self.port)
+        return self.url
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None

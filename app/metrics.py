@@ -1,0 +1,13 @@
+"""Prometheus metrics shared by the roles, defined once per process (names carry units)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "coldchain_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "coldchain_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

@@ -1,0 +1,105 @@
+"""Process runtime: resolve embedded servers, run roles (api, ingest, alerts) in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from app.embedded import EmbeddedBroker, EmbeddedPostgres
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+RoleRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+class RoleUnavailable(RuntimeError):
+    """A role whose package is not installed or not built yet."""
+
+
+@dataclass
+class Embedded:
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    started: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.broker:
+            self.broker.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+
+@contextlib.contextmanager
+def resolved(settings: Settings) -> Iterator[Settings]:
+    """Settings with DATABASE_URL / MQTT_URL filled in by embedded servers where unset."""
+    embedded = Embedded()
+    updates: dict[str, str] = {}
+    try:
+        if not settings.database_url:
+            embedded.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+            updates["database_url"] = embedded.postgres.start()
+            log.warning("DATABASE_URL unset: embedded PostgreSQL at %s", updates["database_url"])
+        if not settings.mqtt_url:
+            embedded.broker = EmbeddedBroker(settings.data_dir / "mqtt")
+            updates["mqtt_url"] = embedded.broker.start()
+            log.warning("MQTT_URL unset: embedded broker at %s", updates["mqtt_url"])
+        yield settings.model_copy(update=updates)
+    finally:
+        embedded.stop()
+
+
+def role_runner(name: str) -> RoleRunner:
+    """`ingest` → ingest.worker.run, `alerts` → alerts.worker.run."""
+    try:
+        module = importlib.import_module(f"{name}.worker")
+        runner: RoleRunner = module.run
+    except (ImportError, AttributeError) as exc:
+        raise RoleUnavailable(f"the {name} role is not available yet ({exc})") from exc
+    return runner
+
+
+async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
+    from app.api.main import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="info",
+        lifespan="on", proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+async def run_roles(
+    settings: Settings, roles: list[str], extra: list[RoleRunner] | None = None
+) -> None:
+    """Run the roles until SIGINT/SIGTERM; one failing role stops the others (and is raised)."""
+    runners: list[RoleRunner] = [
+        _serve_api if role == "api" else role_runner(role) for role in roles
+    ]
+    runners += extra or []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(r(settings, stop)) for r in runners]
+    try:
+        await asyncio.wait(
+            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

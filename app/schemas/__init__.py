@@ -1,0 +1,1 @@
+"""Request and response shapes shared by the API, services and the CLI (no FastAPI imports)."""

@@ -1,0 +1,1 @@
+"""Domain services: take `session` first, flush, never commit (the request or job edge does)."""
