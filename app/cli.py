@@ -54,7 +54,7 @@ def migrate() -> None:
     _logging()
     from app.migrate import upgrade
 
-    with resolved(get_settings().model_copy(update={"mqtt_url": "mqtt://unused"})) as live:
+    with resolved(get_settings(), broker=False) as live:
         upgrade(live.database_url or "")
     typer.echo("database is at the latest schema revision")
 

@@ -37,7 +37,7 @@ class Embedded:
 
 
 @contextlib.contextmanager
-def resolved(settings: Settings) -> Iterator[Settings]:
+def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
     """Settings with DATABASE_URL / MQTT_URL filled in by embedded servers where unset."""
     embedded = Embedded()
     updates: dict[str, str] = {}
@@ -46,7 +46,7 @@ def resolved(settings: Settings) -> Iterator[Settings]:
             embedded.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
             updates["database_url"] = embedded.postgres.start()
             log.warning("DATABASE_URL unset: embedded PostgreSQL at %s", updates["database_url"])
-        if not settings.mqtt_url:
+        if broker and not settings.mqtt_url:
             embedded.broker = EmbeddedBroker(settings.data_dir / "mqtt")
             updates["mqtt_url"] = embedded.broker.start()
             log.warning("MQTT_URL unset: embedded broker at %s", updates["mqtt_url"])

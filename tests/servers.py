@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -34,10 +35,8 @@ class Servers:
 
     def close(self) -> None:
         for name in self.databases:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            except subprocess.CalledProcessError:
-                pass
         if self.broker:
             self.broker.stop()
         if self.postgres:
