@@ -99,7 +99,15 @@ def demo(host: Host = None, port: Port = None) -> None:
         from app.migrate import upgrade
 
         upgrade(live.database_url or "")
-        asyncio.run(demo_mod.main(live))
+        asyncio.run(demo_mod.seed(live))
+        typer.echo(
+            f"\n  Dashboard:  http://{live.host}:{live.port}/\n"
+            f"  API docs:   http://{live.host}:{live.port}/docs\n"
+            f"  Admin key:  {live.admin_api_key}\n"
+            f"  Database:   {live.database_url}\n  Broker:     {live.mqtt_url}\n"
+            "  Ctrl-C stops everything.\n"
+        )
+        asyncio.run(run_roles(live, ["api", "ingest", "alerts"], extra=[demo_mod.run_fleet]))
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

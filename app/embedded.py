@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -133,12 +134,26 @@ class EmbeddedPostgres:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
 
     def kill(self) -> None:
-        """SIGKILL the postmaster (fault tests): recovery replays the WAL on the next start."""
+        """SIGKILL the server and its backends (fault tests): the next start replays the WAL."""
+        import psutil
+
         pid_file = self.data_dir / "postmaster.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, 9)
-            time.sleep(0.5)
+        if not pid_file.exists():
+            return
+        try:
+            postmaster = psutil.Process(int(pid_file.read_text().splitlines()[0]))
+            processes = [postmaster, *postmaster.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(processes, timeout=10)
+
+
+def _mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
 @dataclass
@@ -147,11 +162,19 @@ class EmbeddedBroker:
 
     data_dir: Path
     port: int = 0
+    use_mosquitto: bool | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         self.port = self.port or free_port()
+        if self.use_mosquitto is None:
+            self.use_mosquitto = _mosquitto_binary() is not None
+
+    @property
+    def supports_mqtt5(self) -> bool:
+        """amqtt speaks MQTT 3.1.1 only: no MQTT 5 sessions and no shared subscriptions."""
+        return bool(self.use_mosquitto)
 
     @property
     def url(self) -> str:
@@ -159,10 +182,8 @@ class EmbeddedBroker:
 
     def _command(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        mosquitto = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        if mosquitto:
+        mosquitto = _mosquitto_binary()
+        if self.use_mosquitto and mosquitto:
             conf = self.data_dir / "mosquitto.conf"
             conf.write_text(
                 f"listener {self.port} 127.0.0.1\n"

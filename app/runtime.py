@@ -40,7 +40,7 @@ class Embedded:
 def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
     """Settings with DATABASE_URL / MQTT_URL filled in by embedded servers where unset."""
     embedded = Embedded()
-    updates: dict[str, str] = {}
+    updates: dict[str, object] = {}
     try:
         if not settings.database_url:
             embedded.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -49,6 +49,9 @@ def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
         if broker and not settings.mqtt_url:
             embedded.broker = EmbeddedBroker(settings.data_dir / "mqtt")
             updates["mqtt_url"] = embedded.broker.start()
+            if not embedded.broker.supports_mqtt5:
+                # The pure-Python fallback broker has no shared subscriptions: one plain subscriber.
+                updates["ingest_group"] = ""
             log.warning("MQTT_URL unset: embedded broker at %s", updates["mqtt_url"])
         yield settings.model_copy(update=updates)
     finally:

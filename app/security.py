@@ -48,3 +48,35 @@ def hash_key(key: str) -> bytes:
 
 def keys_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class RateLimiter:
+    """Per-key token buckets: `burst` requests at once, refilled at `rate_per_s`; clock passed in.
+
+    The bucket map is bounded: beyond `max_keys`, the stalest buckets are forgotten (a forgotten key
+    starts again with a full bucket, which errs on the side of serving authenticated callers).
+    """
+
+    __slots__ = ("rate_per_s", "burst", "max_keys", "_buckets")
+
+    def __init__(self, rate_per_s: float, burst: int, *, max_keys: int = 10_000) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("a rate limiter needs rate_per_s > 0 and burst >= 1")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated_at)
+
+    def acquire(self, key: str, now: float) -> float:
+        """Take one token for `key` at monotonic time `now`: 0.0 if allowed, else seconds to wait."""
+        tokens, updated = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - updated) * self.rate_per_s)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate_per_s
+        self._buckets[key] = (tokens, now)  # re-inserted last: dict order is recency order
+        if len(self._buckets) > self.max_keys:
+            del self._buckets[next(iter(self._buckets))]
+        return wait

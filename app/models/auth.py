@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +26,11 @@ ROLES = ("admin", "coordinator", "site", "qp")
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'coordinator', 'site', 'qp')", name="role"),
+        # A site key is always scoped to its site, and only site keys are.
+        CheckConstraint("(role = 'site') = (site_id IS NOT NULL)", name="site_scope"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[bytes] = mapped_column(LargeBinary)
@@ -31,8 +45,14 @@ class ApiKey(Base):
 
 
 class AuditRecord(Base):
+    """Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE; see migration 0005)."""
+
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_entity", "entity_type", "entity_id"),
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_at", "at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     at: Mapped[datetime] = created_at_column()
     actor: Mapped[str] = mapped_column(String(100))
@@ -45,6 +65,3 @@ class AuditRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
     hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
-
-
-

@@ -1,0 +1,80 @@
+"""The embedded servers `make demo` relies on when DATABASE_URL / MQTT_URL are unset."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from app.embedded import EmbeddedBroker, EmbeddedPostgres
+from app.runtime import resolved
+from app.settings import Settings
+
+
+def _round_trip(port: int, protocol: int) -> bytes:
+    received = threading.Event()
+    payloads: list[bytes] = []
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        payloads.append(message.payload)
+        received.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=protocol)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.subscribe("embedded/#", qos=1)[0]
+        for _ in range(50):  # the subscription must be in place before publishing
+            info = client.publish("embedded/check", b"ping", qos=1)
+            info.wait_for_publish(5)
+            if received.wait(0.2):
+                break
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert payloads, "no message came back"
+    return payloads[0]
+
+
+@pytest.mark.parametrize("use_mosquitto", [True, False], ids=["mosquitto", "amqtt"])
+def test_embedded_broker_round_trip(tmp_path: Path, use_mosquitto: bool) -> None:
+    broker = EmbeddedBroker(tmp_path / "mqtt", use_mosquitto=use_mosquitto)
+    broker.start()
+    try:
+        protocol = mqtt.MQTTv5 if broker.supports_mqtt5 else mqtt.MQTTv311
+        assert _round_trip(broker.port, protocol) == b"ping"
+    finally:
+        broker.stop()
+
+
+def test_embedded_postgres_survives_restart_and_sigkill(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pg")
+    url = pg.start()
+
+    def psql(sql: str) -> str:
+        return subprocess.run(["psql", url, "-qtAc", sql], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    try:
+        psql("CREATE TABLE t (v int); INSERT INTO t VALUES (42)")
+        pg.stop()
+        pg.start()
+        pg.kill()
+        pg.start()
+        assert psql("SELECT v FROM t") == "42"
+    finally:
+        pg.stop()
+
+
+def test_resolved_fills_unset_urls_with_embedded_servers(tmp_path: Path) -> None:
+    settings = Settings(database_url=None, mqtt_url=None, data_dir=tmp_path)
+    with resolved(settings) as live:
+        assert live.database_url and live.database_url.startswith("postgresql://postgres@127.0.0.1:")
+        assert live.mqtt_url and live.mqtt_url.startswith("mqtt://127.0.0.1:")
+        out = subprocess.run(["psql", live.database_url, "-qtAc", "SELECT 1"], capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == "1"
