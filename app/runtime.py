@@ -74,6 +74,8 @@ async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="info",
         lifespan="on", proxy_headers=False,
+        # Open SSE streams would otherwise hold shutdown until every browser disconnects.
+        timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

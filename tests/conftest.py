@@ -56,11 +56,27 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Empty every table that has rows (TRUNCATE of ~100 empty partitions costs ~0.3 s a test)."""
+    names = [t.name for t in Base.metadata.sorted_tables if t.name != "readings"]
     async with engine.begin() as conn:
-        # Replica role: the audit trail's append-only triggers do not stand in a test's clean-up.
-        await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        partitions = (
+            await conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'readings'::regclass"
+                )
+            )
+        ).scalars().all()
+        candidates = names + list(partitions)
+        probe = " UNION ALL ".join(
+            f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in candidates
+        )
+        busy = (await conn.execute(text(probe))).scalars().all()
+        if busy:
+            # Replica role: the audit trail's append-only triggers do not stand in a test's clean-up.
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
+            tables = ", ".join(f'"{n}"' for n in busy)
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture

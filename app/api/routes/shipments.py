@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, status
 
 from app.api.deps import CurrentPrincipal, SessionDep, require_roles, shipment_scope
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.models import Shipment, ShipmentState
+from app.dashboard import overview
+from app.models import Shipment
 from app.schemas.shipments import (
     ShipmentDetail,
     ShipmentEventIn,
@@ -26,7 +27,9 @@ Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 EventRecorder = Annotated[Principal, Depends(require_roles("coordinator", "site"))]
 
 
-async def _detail(session: Any, principal: Principal, shipment_id: uuid.UUID) -> dict[str, Any]:
+async def shipment_detail(
+    session: Any, principal: Principal, shipment_id: uuid.UUID
+) -> dict[str, Any]:
     await svc.get_visible_shipment(session, principal, shipment_id)
     row = (await session.execute(svc.summary_select().where(Shipment.id == shipment_id))).one()
     data = svc.summary_dict(row)
@@ -39,32 +42,43 @@ async def create_shipment(
     body: ShipmentIn, session: SessionDep, principal: Coordinator
 ) -> dict[str, Any]:
     shipment = await svc.create_shipment(session, principal, body)
-    return await _detail(session, principal, shipment.id)
+    return await shipment_detail(session, principal, shipment.id)
 
 
 @router.get("/shipments", response_model=Page[ShipmentSummary])
 async def list_shipments(
     session: SessionDep,
     principal: CurrentPrincipal,
-    status_: Annotated[ShipmentStatus | None, Query(alias="status")] = None,
-    site_id: uuid.UUID | None = None,
+    status_: Annotated[
+        list[ShipmentStatus] | None,
+        Query(alias="status", description="one or more statuses (repeat the parameter)"),
+    ] = None,
+    site_id: Annotated[uuid.UUID | None, Query(description="origin or destination site")] = None,
+    lane_id: uuid.UUID | None = None,
     at_risk: bool | None = None,
+    has_open_alerts: Annotated[
+        bool | None, Query(description="true: with open alerts; false: without")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="text in the reference")
+    ] = None,
+    sort: Annotated[
+        overview.Sort,
+        Query(description="`risk`: open critical alerts first, then the smallest hold-time "
+                          "margin, then most open alerts; `created`: registration order"),
+    ] = "risk",
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    stmt = shipment_scope(svc.summary_select(), principal)
-    if status_ is not None:
-        stmt = stmt.where(Shipment.status == status_)
-    if site_id is not None:
-        stmt = stmt.where(
-            (Shipment.origin_site_id == site_id) | (Shipment.destination_site_id == site_id)
-        )
-    if at_risk is not None:
-        stmt = stmt.where(ShipmentState.at_risk.is_(at_risk) if at_risk else
-                          (ShipmentState.at_risk.is_(False) | ShipmentState.at_risk.is_(None)))
+    """The fleet overview, answered from maintained shipment state (never by scanning readings)."""
+    stmt = overview.filtered(
+        shipment_scope(svc.summary_select(), principal),
+        statuses=status_, site_id=site_id, lane_id=lane_id, at_risk=at_risk,
+        has_open_alerts=has_open_alerts, text=q,
+    )
+    keys, key_of = overview.sort_keys(sort)
     rows, next_cursor = await paginate(
-        session, stmt, [Shipment.created_at, Shipment.id], cursor=cursor, limit=limit,
-        key_of=lambda r: [r[0].created_at, r[0].id],
+        session, stmt, keys, cursor=cursor, limit=limit, key_of=key_of
     )
     return {"items": [svc.summary_dict(r) for r in rows], "next_cursor": next_cursor}
 
@@ -73,7 +87,7 @@ async def list_shipments(
 async def get_shipment(
     shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    return await _detail(session, principal, shipment_id)
+    return await shipment_detail(session, principal, shipment_id)
 
 
 @router.post(

@@ -1,0 +1,1 @@
+"""Dashboard logic: fleet overview query, resampling, data gaps, GeoJSON tracks, lane statistics."""

@@ -1,0 +1,75 @@
+"""Fleet overview query: filters and the risk ordering over shipments joined with their state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from sqlalchemy import Select, case, func, literal
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.models import Shipment, ShipmentState
+
+Sort = Literal["risk", "created"]
+FINISHED = ("delivered", "received")
+# Shipments without a computed margin sort after every real margin.
+NO_MARGIN = 1e12
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filtered(
+    stmt: Select[Any], *, statuses: Sequence[str] | None = None, site_id: uuid.UUID | None = None,
+    lane_id: uuid.UUID | None = None, at_risk: bool | None = None,
+    has_open_alerts: bool | None = None, text: str | None = None,
+) -> Select[Any]:
+    if statuses:
+        stmt = stmt.where(Shipment.status.in_(list(statuses)))
+    if site_id is not None:
+        stmt = stmt.where(
+            (Shipment.origin_site_id == site_id) | (Shipment.destination_site_id == site_id)
+        )
+    if lane_id is not None:
+        stmt = stmt.where(Shipment.lane_id == lane_id)
+    if at_risk is not None:
+        flag = func.coalesce(ShipmentState.at_risk, False)
+        stmt = stmt.where(flag.is_(True) if at_risk else flag.is_(False))
+    if has_open_alerts is not None:
+        count = func.coalesce(ShipmentState.open_alerts, 0)
+        stmt = stmt.where(count > 0 if has_open_alerts else count == 0)
+    if text:
+        stmt = stmt.where(Shipment.reference.ilike(_like_pattern(text), escape="\\"))
+    return stmt
+
+
+def _risk_keys() -> list[ColumnElement[Any]]:
+    return [
+        -func.coalesce(ShipmentState.open_critical_alerts, 0),
+        case((Shipment.status.in_(FINISHED), literal(1)), else_=literal(0)),
+        func.coalesce(ShipmentState.margin_h, NO_MARGIN),
+        -func.coalesce(ShipmentState.open_alerts, 0),
+        Shipment.id,
+    ]
+
+
+def _risk_key_of(row: Any) -> list[Any]:
+    shipment, state = row[0], row[1]
+    margin = state.margin_h if state is not None and state.margin_h is not None else NO_MARGIN
+    return [
+        -(state.open_critical_alerts or 0) if state is not None else 0,
+        1 if shipment.status in FINISHED else 0,
+        margin,
+        -(state.open_alerts or 0) if state is not None else 0,
+        shipment.id,
+    ]
+
+
+def sort_keys(sort: Sort) -> tuple[list[ColumnElement[Any]], Callable[[Any], list[Any]]]:
+    """Keyset columns for `paginate` and how to read them off a row."""
+    if sort == "risk":
+        return _risk_keys(), _risk_key_of
+    return [Shipment.created_at, Shipment.id], lambda r: [r[0].created_at, r[0].id]

@@ -1,0 +1,123 @@
+"""The release report's content (one dict, rendered as JSON, PDF, CSV, EPCIS) and its verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.dashboard.gaps import Gap, all_gaps
+from app.reports import csv_export
+from app.reports.data import READING_COLUMNS, ReportData
+from app.reports.stats import compute
+
+WITHIN = "within specification"
+ASSESS = "excursions require assessment"
+REPORT_VERSION = 1
+TEMPERATURE_KINDS = ("temperature_high", "temperature_low", "temperature_critical")
+# Alert kinds that, whatever their state now, put the product's quality in question.
+QUALITY_KINDS = (*TEMPERATURE_KINDS, "stability_budget", "hold_time_exceeded", "shock",
+                 "light_exposure")
+
+
+def _gap_dict(g: Gap) -> dict[str, Any]:
+    return {"start": datetime.fromtimestamp(g.start, UTC), "end": datetime.fromtimestamp(g.end, UTC),
+            "duration_s": g.duration_s, "logger_id": g.logger_id}
+
+
+def record_end(d: ReportData) -> datetime:
+    return d.shipment["received_at"] or d.generated_at
+
+
+def data_gaps(d: ReportData) -> tuple[list[Gap], list[Gap]]:
+    series: dict[str, list[float]] = {lg["logger_id"]: [] for lg in d.loggers}
+    for r in d.readings:
+        series.setdefault(r[0], []).append(r[1].timestamp())
+    max_gap = {lg["logger_id"]: lg["max_gap_s"] for lg in d.loggers}
+    for lid in series:
+        max_gap.setdefault(lid, 900.0)
+    return all_gaps(series, max_gap, d.shipment["packed_at"].timestamp(),
+                    record_end(d).timestamp())
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def verdict(
+    d: ReportData, stats: dict[str, Any], shipment_gaps: list[Gap], hold_deadline: datetime
+) -> dict[str, Any]:
+    reasons: list[str] = []
+    if stats["reading_count"] == 0:
+        reasons.append("no temperature record")
+    if stats["time_out_of_range_s"] > 0:
+        pct = stats["stability_budget_used_pct"]
+        budget = f" ({pct:.0f} % of the stability budget)" if pct is not None else ""
+        reasons.append(f"{_minutes(stats['time_out_of_range_s'])} out of range{budget}")
+    temp_excursions = [e for e in d.excursions if e["kind"] in TEMPERATURE_KINDS]
+    if temp_excursions:
+        reasons.append(f"{len(temp_excursions)} temperature excursion(s) recorded")
+    kinds = sorted({a["kind"] for a in d.alerts if a["kind"] in QUALITY_KINDS})
+    if kinds:
+        reasons.append("alerts raised: " + ", ".join(kinds))
+    arrived = d.shipment["delivered_at"] or d.shipment["received_at"]
+    if arrived is not None and arrived > hold_deadline:
+        reasons.append("delivered after the qualified hold time ended")
+    unknown = sum(g.duration_s for g in shipment_gaps)
+    if unknown > 0:
+        reasons.append(f"temperature unknown for {_minutes(unknown)} (data gaps)")
+    return {"line": ASSESS if reasons else WITHIN, "within_specification": not reasons,
+            "reasons": reasons}
+
+
+def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any]:
+    s, p, pk = d.shipment, d.product, d.packaging
+    stats = compute(d.readings, d.loggers, d.product, d.lane)
+    per_logger, common = data_gaps(d)
+    # Unknown time as the shipment saw it (no logger had a value), up to the end of the record.
+    stats["time_unknown_s"] = sum(g.duration_s for g in common)
+    hold_deadline = s["packed_at"] + timedelta(hours=pk["qualified_hold_h"])
+    arrived = s["delivered_at"] or s["received_at"]
+    transit_h = ((arrived - s["departed_at"]).total_seconds() / 3600
+                 if arrived is not None and s["departed_at"] is not None else None)
+    return {
+        "report": {"title": "Release report", "version": REPORT_VERSION,
+                   "generated_at": d.generated_at},
+        "shipment": {k: s[k] for k in (
+            "id", "reference", "status", "packed_at", "departed_at", "delivered_at",
+            "received_at", "safety_margin_h", "max_gap_s")},
+        "product": {k: p[k] for k in (
+            "id", "name", "temp_min_c", "temp_max_c", "critical_min_c", "critical_max_c",
+            "alarm_delay_s", "stability_budget_s", "shock_limit_g", "light_sensitive")},
+        "packaging": {
+            "id": pk["id"], "name": pk["name"], "temp_class": pk["temp_class"],
+            "qualified_hold_h": pk["qualified_hold_h"], "hold_deadline": hold_deadline,
+            "margin_at_arrival_h": (hold_deadline - arrived).total_seconds() / 3600
+            if arrived is not None else None,
+        },
+        "lane": {
+            **{k: d.lane[k] for k in ("id", "name", "expected_transit_h", "max_transit_h",
+                                      "corridor_km", "waypoints")},
+            "origin": {k: d.origin[k] for k in ("id", "name", "country")},
+            "destination": {k: d.destination[k] for k in ("id", "name", "country")},
+            "transit_h": transit_h,
+        },
+        "loggers": d.loggers,
+        "custody_chain": d.events,
+        "statistics": stats,
+        "excursions": d.excursions,
+        "alerts": d.alerts,
+        "data_gaps": {"shipment": [_gap_dict(g) for g in common],
+                      "per_logger": [_gap_dict(g) for g in per_logger]},
+        "release": {k: s[k] for k in ("release_decision", "release_reason", "released_by",
+                                      "released_at")},
+        "verdict": verdict(d, stats, common, hold_deadline),
+        "readings_csv_sha256": readings_sha256 or csv_export.sha256(d.readings),
+        "readings": [reading_dict(r) for r in d.readings],
+    }
+
+
+def reading_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(READING_COLUMNS, row, strict=True))
+    if out["payload_sha256"] is not None:
+        out["payload_sha256"] = bytes(out["payload_sha256"]).hex()
+    return out

@@ -1,0 +1,130 @@
+"""Everything a release report states, loaded in one transaction into plain values."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alerts.rules.model import max_gap_for
+from app.errors import NotFound
+from app.models import (
+    Alert,
+    AlertEvent,
+    Excursion,
+    Lane,
+    Logger,
+    Packaging,
+    Product,
+    Reading,
+    Shipment,
+    ShipmentEvent,
+    ShipmentLogger,
+    ShipmentState,
+    Site,
+)
+from app.services.reference import get_lane, snapshot
+
+READING_COLUMNS = (
+    "logger_id", "ts", "temp_c", "lat", "lon", "battery_pct", "light", "shock_g", "humidity_pct",
+    "ln2_level_pct", "seq", "received_at", "payload_sha256",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    generated_at: datetime
+    shipment: dict[str, Any]
+    product: dict[str, Any]
+    packaging: dict[str, Any]
+    lane: dict[str, Any]
+    origin: dict[str, Any]
+    destination: dict[str, Any]
+    loggers: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    readings: list[tuple[Any, ...]]  # READING_COLUMNS, in (ts, logger_id) order
+    excursions: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]  # each with its "events" (transitions, comments)
+    state: dict[str, Any] | None
+
+
+def _plain(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: v for k, v in snapshot(row).items() if k not in drop}
+
+
+async def find_shipment(session: AsyncSession, key: str) -> Shipment:
+    """A shipment by id or by reference."""
+    try:
+        as_id: uuid.UUID | None = uuid.UUID(key)
+    except ValueError:
+        as_id = None
+    shipment = await session.get(Shipment, as_id) if as_id is not None else None
+    if shipment is None:
+        shipment = await session.scalar(select(Shipment).where(Shipment.reference == key))
+    if shipment is None:
+        raise NotFound("shipment", key)
+    return shipment
+
+
+async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> ReportData:
+    product = await session.get(Product, shipment.product_id)
+    packaging = await session.get(Packaging, shipment.packaging_id)
+    lane: Lane = await get_lane(session, shipment.lane_id)
+    origin = await session.get(Site, shipment.origin_site_id)
+    destination = await session.get(Site, shipment.destination_site_id)
+    assert product is not None and packaging is not None
+    assert origin is not None and destination is not None
+    loggers = [
+        {"logger_id": sl.logger_id, "reporting_interval_s": lg.reporting_interval_s,
+         "max_gap_s": max_gap_for(lg.reporting_interval_s, shipment.max_gap_s),
+         "assigned_from": sl.assigned_from, "assigned_until": sl.assigned_until}
+        for sl, lg in (await session.execute(
+            select(ShipmentLogger, Logger).join(Logger, Logger.id == ShipmentLogger.logger_id)
+            .where(ShipmentLogger.shipment_id == shipment.id).order_by(ShipmentLogger.logger_id)
+        )).all()
+    ]
+    events = (await session.scalars(
+        select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
+        .order_by(ShipmentEvent.at, ShipmentEvent.recorded_at)
+    )).all()
+    readings = (await session.execute(
+        select(*(getattr(Reading, c) for c in READING_COLUMNS))
+        .where(Reading.shipment_id == shipment.id).order_by(Reading.ts, Reading.logger_id)
+    )).all()
+    excursions = (await session.scalars(
+        select(Excursion).where(Excursion.shipment_id == shipment.id)
+        .order_by(Excursion.start, Excursion.kind)
+    )).all()
+    alerts = (await session.scalars(
+        select(Alert).where(Alert.shipment_id == shipment.id).order_by(Alert.opened_at, Alert.kind)
+    )).all()
+    transitions: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    if alerts:
+        for ev in (await session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id.in_([a.id for a in alerts]))
+            .order_by(AlertEvent.id)
+        )).all():
+            transitions.setdefault(ev.alert_id, []).append(
+                {"type": ev.type, "at": ev.at, "actor": ev.actor, "comment": ev.comment}
+            )
+    state = await session.get(ShipmentState, shipment.id)
+    return ReportData(
+        generated_at=now,
+        shipment=_plain(shipment),
+        product=_plain(product),
+        packaging=_plain(packaging),
+        lane={**_plain(lane), "waypoints": [_plain(w, ("id", "lane_id")) for w in lane.waypoints]},
+        origin=_plain(origin),
+        destination=_plain(destination),
+        loggers=loggers,
+        events=[_plain(e, ("shipment_id",)) for e in events],
+        readings=[tuple(r) for r in readings],
+        excursions=[_plain(e, ("shipment_id",)) for e in excursions],
+        alerts=[{**_plain(a, ("shipment_id",)), "events": transitions.get(a.id, [])}
+                for a in alerts],
+        state=_plain(state, ("engine_state", "shipment_id")) if state is not None else None,
+    )

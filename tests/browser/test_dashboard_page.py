@@ -1,0 +1,139 @@
+"""The dashboard page in a real headless Chromium against a live server and the real database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import async_playwright, expect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.models import utcnow
+from app.settings import Settings
+from tests.api import dashboard_world as w
+from tests.conftest import ADMIN_KEY
+from tests.live_server import running
+
+CHROMIUM = os.environ.get("COLDCHAIN_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+# A shipment on its way now: packed six hours ago (the chart runs from packing to now).
+T0 = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_test_tools.py (Debian: "
+                    "apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def live(
+    settings: Settings, engine: AsyncEngine, db: AsyncSession, chromium: str
+) -> AsyncIterator[str]:
+    async with running(settings, engine) as url:
+        yield url
+
+
+async def _world(client: httpx.AsyncClient, db: AsyncSession) -> dict[str, str]:
+    world = await w.fleet(client, ["SHP-WEB", "SHP-CALM"], packed_at=T0)
+    hot, calm = world["shipments"]["SHP-WEB"], world["shipments"]["SHP-CALM"]
+    logger_id = hot["logger_ids"][0]
+    # Five hours at 1 min: an excursion to 12.5 °C at 60–75 min, a silence from 150 to 200 min.
+    temps = [12.5 if 60 <= i <= 75 else 5.0 + (i % 7) * 0.2 for i in range(300)]
+    points = [p for i, p in enumerate(w.minutes(T0, temps)) if not 150 < i < 200]
+    positions = [(52.31 - i * 0.03, 4.76 - i * 0.25) for i in range(len(points))]
+    await w.add_readings(db, hot["id"], logger_id, points, positions=positions)
+    alert_id = await w.add_excursion_and_alert(
+        db, hot["id"], logger_id, T0 + timedelta(minutes=60), T0 + timedelta(minutes=76), 12.5,
+        severity="critical")
+    last = points[-1]
+    await w.set_state(db, hot["id"], margin_h=14.0, at_risk=True, open_alerts=1,
+                      open_critical_alerts=1, last_reading_ts=last[0], last_temp_c=last[1],
+                      last_lat=positions[-1][0], last_lon=positions[-1][1])
+    await w.set_state(db, calm["id"], margin_h=50.0, at_risk=False, open_alerts=0,
+                      open_critical_alerts=0)
+    return {"hot": hot["id"], "calm": calm["id"], "alert": alert_id, "logger": logger_id}
+
+
+async def test_fleet_chart_track_and_acknowledging_an_alert(
+    client: httpx.AsyncClient, db: AsyncSession, live: str
+) -> None:
+    ids = await _world(client, db)
+    ARTIFACTS.mkdir(exist_ok=True)
+    requests: list[str] = []
+    problems: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await (await browser.new_context(viewport={"width": 1400, "height": 1100})
+                          ).new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+            await page.goto(f"{live}/")
+            await expect(page.locator("#login")).to_be_visible()
+            await page.fill("#api-key", ADMIN_KEY)
+            await page.click("#login-form button[type=submit]")
+            rows = page.locator("#fleet-table tbody tr")
+            await expect(rows).to_have_count(2)
+            # Risk order and colouring: the critical shipment first, in red.
+            await expect(rows.first).to_have_attribute("data-reference", "SHP-WEB")
+            await expect(rows.first).to_have_class("risk-critical")
+            await expect(rows.nth(1)).to_have_class("risk-ok")
+            assert await page.evaluate("sessionStorage.getItem('coldchain.apiKey')") == ADMIN_KEY
+            await expect(page.locator("body")).to_have_attribute("data-live", "on")
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-fleet.png"), full_page=True)
+
+            await rows.first.click()
+            chart = page.locator("#temp-chart")
+            excursion = chart.locator("rect.excursion")
+            await expect(excursion).to_have_count(1)
+            await expect(excursion).to_have_attribute("data-kind", "temperature_high")
+            assert float(await excursion.get_attribute("width") or 0) > 5
+            # The silence (150–200 min, unknown from 153) and the hour since the last reading.
+            gaps = chart.locator("rect.gap")
+            await expect(gaps).to_have_count(2)
+            middle = (T0 + timedelta(minutes=153)).isoformat().replace("+00:00", "Z")
+            await expect(gaps.first).to_have_attribute("data-start", middle)
+            await expect(chart.locator("line.limit")).to_have_count(2)
+            assert await chart.locator("circle.oor").count() == 16  # the 16 minutes above 8 °C
+            assert await chart.locator("path.mean").count() == 2  # broken at the gap
+            track = page.locator("#track-map")
+            await expect(track.locator("polyline.track")).to_have_count(1)
+            await expect(track.locator("circle.waypoint")).to_have_count(2)
+            await expect(track.locator("path.corridor")).to_have_count(1)
+
+            alert_row = page.locator(f"tr[data-alert-id='{ids['alert']}']")
+            await expect(alert_row.locator("td.state")).to_have_text("open")
+            await alert_row.locator("button.ack").click()
+            await alert_row.locator("input[name=comment]").fill("courier re-iced the box")
+            await alert_row.locator("button.confirm").click()
+            await expect(alert_row.locator("td.state")).to_have_text("acknowledged")
+            await expect(alert_row.locator("button.ack")).to_have_count(0)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-shipment.png"), full_page=True)
+
+            # Live: an alert raised now appears without a reload (SSE → refetch).
+            await w.add_excursion_and_alert(
+                db, ids["hot"], ids["logger"], T0 + timedelta(minutes=280),
+                T0 + timedelta(minutes=285), 3.0, kind="light_exposure")
+            await expect(page.locator("#alerts-table td", has_text="light_exposure")).to_be_visible(
+                timeout=10_000)
+        finally:
+            await browser.close()
+
+    stored = (await client.get(f"/api/v1/alerts/{ids['alert']}")).json()
+    assert stored["state"] == "acknowledged"
+    assert stored["ack_comment"] == "courier re-iced the box"
+    assert stored["acknowledged_by"] == "admin-bootstrap"
+    # Everything the page needed came from this server: no CDN, no tile server, no fonts.
+    assert requests and all(u.startswith(live) or u.startswith(("data:", "blob:")) for u in requests)
+    assert problems == []
+    assert (ARTIFACTS / "dashboard-shipment.png").stat().st_size > 10_000
