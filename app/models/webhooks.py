@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,6 +31,7 @@ class WebhookSubscription(Base):
     __tablename__ = "webhook_subscriptions"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(200))
     site_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sites.id"), index=True)
     kinds: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
     min_severity: Mapped[str] = mapped_column(String(16), default="info")
@@ -38,7 +40,10 @@ class WebhookSubscription(Base):
     previous_secret_expires_at: Mapped[datetime | None]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None]
+    # Endpoint health: since when every attempt failed, and how many in a row (reset by any 2xx).
     failing_since: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -47,6 +52,15 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "alert_event_id"),
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        # The claim query: a subscription's due rows, and "is an earlier event of this alert pending?".
+        Index(
+            "ix_webhook_deliveries_pending_due", "subscription_id", "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_pending_order", "alert_id", "subscription_id", "alert_event_id",
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     subscription_id: Mapped[uuid.UUID] = mapped_column(
@@ -59,8 +73,15 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Attempts started in the current retry window, which opens at the first attempt (again after
+    # a manual retry or re-enabling), so a delivery is retried for 24 h however late it started.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scheduled_at: Mapped[datetime] = created_at_column()
     next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    # While a worker sends it: one attempt in flight per row; an expired lease means the worker died.
+    leased_until: Mapped[datetime | None]
+    lease_token: Mapped[uuid.UUID | None]
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,260 @@
+"""Delivery to a real HTTP receiver on localhost: signatures, retries, order, giving up, disabling."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from standardwebhooks import Webhook
+
+from alerts import delivery_store, retry
+from alerts.delivery import Limits
+from alerts.outbox import enqueue_many
+from app.db import make_sessionmaker
+from app.models import Alert, AlertEvent, AuditRecord, WebhookAttempt, WebhookDelivery
+from simulators.receiver import CLOSE, STALL, Receiver
+from tests import factories
+from tests.webhooks_support import FAST, add_event, deliver, open_alert, shipment, spec_signature, subscribe
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver(stall_s=5) as r:
+        yield r
+        r.release.set()
+
+
+async def _setup(
+    client: httpx.AsyncClient, receiver: Receiver, **over: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    origin = await factories.site(client, "Leiden CTU", "NL")
+    destination = await factories.site(client, "Boston infusion centre", "US")
+    ship = await shipment(client, origin, destination, "SHP-1")
+    sub = await subscribe(client, receiver.url(), **over)
+    receiver.secrets.append(sub["secret"])
+    return ship, sub
+
+
+async def _rows(db: AsyncSession) -> list[WebhookDelivery]:
+    stmt = select(WebhookDelivery).order_by(WebhookDelivery.alert_event_id)
+    return list(await db.scalars(stmt.execution_options(populate_existing=True)))
+
+
+async def _attempts(db: AsyncSession, delivery_id: uuid.UUID) -> list[WebhookAttempt]:
+    stmt = select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+    return list(await db.scalars(stmt.order_by(WebhookAttempt.id)))
+
+
+async def test_delivered_event_verifies_with_the_spec_and_the_reference_package(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, sub = await _setup(client, receiver)
+    alert, _ = await open_alert(db, ship["id"])
+    assert await deliver(engine) == 1
+    (request,) = receiver.requests
+    secret = sub["secret"]
+    assert request.signature == spec_signature(
+        secret, request.webhook_id, str(request.timestamp), request.body
+    )
+    payload = Webhook(secret).verify(request.body, request.headers)  # also checks the timestamp
+    assert payload["type"] == "alert.opened" and payload["data"]["id"] == str(alert.id)
+    assert request.headers["content-type"] == "application/json"
+    (row,) = await _rows(db)
+    assert request.webhook_id == row.webhook_id and request.body == row.body
+    assert (row.state, row.attempts, row.last_status_code, row.leased_until) == (
+        "delivered", 1, 200, None
+    )
+    (attempt,) = await _attempts(db, row.id)
+    assert attempt.status_code == 200 and 0 < attempt.duration_s < 1
+    assert await deliver(engine) == 0  # nothing left
+
+
+async def test_failed_attempts_500_redirect_timeout_refused_then_delivered_with_the_same_id(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, _ = await _setup(client, receiver)
+    await open_alert(db, ship["id"])
+    receiver.fail_next("500", "302", STALL, CLOSE)
+    now = datetime.now(UTC)
+    expected_errors = []
+    for delay in (None, 5, 30, 120, 600):  # 500, 302, timeout, dropped connection, refused
+        if delay is not None:
+            (row,) = await _rows(db)
+            assert row.state == "pending" and row.leased_until is None
+            assert row.next_attempt_at - row.last_attempt_at >= timedelta(seconds=delay)
+            assert await deliver(engine, row.next_attempt_at - timedelta(seconds=1)) == 0  # not yet
+            now = row.next_attempt_at
+        if delay == 600:
+            await receiver.refuse()
+        assert await deliver(engine, now) == 1
+        expected_errors.append(delay)
+    await receiver.start()
+    (row,) = await _rows(db)
+    assert await deliver(engine, row.next_attempt_at) == 1
+    (row,) = await _rows(db)
+    assert row.state == "delivered" and row.attempts == 6
+    attempts = await _attempts(db, row.id)
+    assert [a.status_code for a in attempts] == [500, 302, None, None, None, 200]
+    assert "HTTP 500" in attempts[0].error and "HTTP 302" in attempts[1].error
+    assert "no complete answer within 0.5 s" in attempts[2].error
+    assert "Error" in attempts[3].error and "Connect" in attempts[4].error
+    ids = {r.webhook_id for r in receiver.requests}
+    assert ids == {row.webhook_id} and len(receiver.requests) == 5  # the refused one never arrived
+    assert all(r.verified for r in receiver.requests)
+    assert list(receiver.delivered) == [row.webhook_id]
+
+
+async def test_events_of_one_alert_arrive_in_order_and_other_alerts_are_not_held_up(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, _ = await _setup(client, receiver)
+    alert, _ = await open_alert(db, ship["id"], kind="temperature_high")
+    for type_ in ("updated", "escalated"):
+        await add_event(db, alert, type_)
+    receiver.fail_next("503")
+    now = datetime.now(UTC)
+    assert await deliver(engine, now) == 1  # only the first event of the alert may go: it fails
+    await open_alert(db, ship["id"], kind="shock")
+    assert await deliver(engine) == 1  # another alert is not blocked
+    assert await deliver(engine, now + timedelta(minutes=1)) == 1  # the first event, retried
+    assert await deliver(engine, now + timedelta(minutes=1)) == 1
+    assert await deliver(engine, now + timedelta(minutes=1)) == 1
+    assert await deliver(engine, now + timedelta(minutes=1)) == 0
+    order = [
+        (r.payload["data"]["kind"], r.payload["type"]) for r in receiver.delivered.values()
+    ]
+    assert order == [
+        ("shock", "alert.opened"), ("temperature_high", "alert.opened"),
+        ("temperature_high", "alert.updated"), ("temperature_high", "alert.escalated"),
+    ]
+
+
+async def _drive(engine: AsyncEngine, db: AsyncSession, now: datetime) -> tuple[WebhookDelivery, datetime]:
+    """Run cycles at each due time until the (last) delivery is final."""
+    for _ in range(40):
+        row = (await _rows(db))[-1]
+        if row.state != "pending":
+            return row, now
+        now = max(now, row.next_attempt_at)
+        await deliver(engine, now)
+    raise AssertionError("never reached a final state")
+
+
+async def test_a_delivery_failing_for_24_hours_is_marked_failed_then_the_next_event_goes(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, _ = await _setup(client, receiver)
+    alert, _ = await open_alert(db, ship["id"])
+    await add_event(db, alert, "updated")
+    receiver.fail_next(*["500"] * 15)
+    start = datetime.now(UTC)
+    for _ in range(40):
+        first = (await _rows(db))[0]
+        if first.state != "pending":
+            break
+        await deliver(engine, max(start, first.next_attempt_at))
+    attempts = await _attempts(db, first.id)
+    assert first.state == "failed" and first.last_status_code == 500
+    assert attempts[-1].attempted_at - attempts[0].attempted_at >= retry.GIVE_UP_AFTER
+    assert len(attempts) == 15 == first.attempts
+    assert len(receiver.requests) == 15  # the second event waited for the first to be final
+    second, _ = await _drive(engine, db, attempts[-1].attempted_at)
+    assert second.state == "delivered"
+    assert receiver.requests[-1].payload["type"] == "alert.updated"
+
+
+async def test_an_endpoint_failing_for_days_is_disabled_visibly_and_resumes_when_enabled(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, sub = await _setup(client, receiver)
+    alert, _ = await open_alert(db, ship["id"])
+    await receiver.refuse()
+    first, now = await _drive(engine, db, datetime.now(UTC))
+    assert first.state == "failed"
+    shown = (await client.get(f"/api/v1/webhooks/{sub['id']}")).json()
+    assert shown["enabled"] and shown["consecutive_failures"] == 15 and shown["failing_since"]
+    # Three days after the first failure, one more failed attempt switches the endpoint off.
+    later = now + retry.DISABLE_AFTER
+    alert.state = "resolved"
+    await add_event(db, alert, "resolved")
+    assert await deliver(engine, later) == 1
+    shown = (await client.get(f"/api/v1/webhooks/{sub['id']}")).json()
+    assert not shown["enabled"] and shown["disabled_reason"].startswith("disabled automatically")
+    audit = (await db.scalars(
+        select(AuditRecord).where(AuditRecord.entity_id == sub["id"],
+                                  AuditRecord.action == "auto_disable")
+    )).one()
+    assert audit.actor == "system" and "every attempt failed since" in (audit.reason or "")
+    listed = (await client.get("/api/v1/webhooks", params={"enabled": "false"})).json()["items"]
+    assert [s["id"] for s in listed] == [sub["id"]]
+    assert await deliver(engine, later + timedelta(days=1)) == 0  # paused while disabled
+    # Re-enabled (the receiver is back): the paused event goes at once.
+    await receiver.start()
+    response = await client.patch(f"/api/v1/webhooks/{sub['id']}", json={"enabled": True})
+    assert response.status_code == 200 and response.json()["consecutive_failures"] == 0
+    assert await deliver(engine) == 1
+    assert [r.payload["type"] for r in receiver.delivered.values()] == ["alert.resolved"]
+
+
+async def test_two_workers_share_the_queue_and_send_each_event_once(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, _ = await _setup(client, receiver)
+    alerts = [
+        Alert(shipment_id=uuid.UUID(ship["id"]), kind="shock", severity="info", state="resolved",
+              opened_at=factories.T0, condition_since=factories.T0)
+        for _ in range(300)
+    ]
+    db.add_all(alerts)
+    await db.flush()
+    events = [AlertEvent(alert_id=a.id, type="opened", data={}) for a in alerts]
+    db.add_all(events)
+    await enqueue_many(db, events)
+    await db.commit()
+
+    async def worker() -> int:
+        limits, total = Limits(FAST), 0
+        while (n := await deliver(engine, limits=limits)) > 0:
+            total += n
+        return total
+
+    counts = await asyncio.gather(worker(), worker())
+    assert sum(counts) == 300 and min(counts) > 0  # both took part
+    assert len(receiver.requests) == 300 == len(receiver.delivered)  # no event sent twice
+    states = await db.execute(select(WebhookDelivery.state, func.count()).group_by(WebhookDelivery.state))
+    assert dict(states.all()) == {"delivered": 300}
+    assert await db.scalar(select(func.count()).select_from(WebhookAttempt)) == 300
+
+
+async def test_subscription_deleted_while_an_attempt_is_in_flight(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, sub = await _setup(client, receiver)
+    await open_alert(db, ship["id"])
+    receiver.fail_next(STALL)
+    cycle = asyncio.create_task(deliver(engine))
+    await receiver.wait_requests(1)
+    assert (await client.delete(f"/api/v1/webhooks/{sub['id']}")).status_code == 204
+    receiver.release.set()
+    assert await cycle == 1  # recorded nothing, raised nothing
+    assert await _rows(db) == []
+
+
+async def test_queue_statistics(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    ship, _ = await _setup(client, receiver)
+    await open_alert(db, ship["id"])
+    await open_alert(db, ship["id"], kind="shock")
+    factory = make_sessionmaker(engine)
+    depth, age = await delivery_store.queue_stats(factory, datetime.now(UTC) + timedelta(minutes=1))
+    assert depth == 2 and 60 <= age < 120
+    await deliver(engine)
+    assert await delivery_store.queue_stats(factory, datetime.now(UTC)) == (0, 0.0)
