@@ -11,14 +11,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.models import AuditRecord, utcnow
 from app.security import Principal
 
 GENESIS = b"\x00" * 32
-# One chain: transactions that append take this advisory lock until they commit, so records are
+# One chain: a committing transaction takes this advisory lock as its last step, so records are
 # appended (and numbered) strictly one after the other.
 _CHAIN_LOCK = 0x636F6C64  # "cold"
 
@@ -82,6 +83,9 @@ def hashed_fields(
     }
 
 
+_PENDING = "coldchain_audit_pending"
+
+
 async def record(
     session: AsyncSession,
     principal: Principal,
@@ -92,27 +96,54 @@ async def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str | None = None,
-) -> AuditRecord:
-    """Append one record in the caller's transaction (flushes, never commits)."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-    prev = await session.scalar(
-        select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1)
-    )
+) -> None:
+    """Append one record in the caller's transaction (written at commit; never commits).
+
+    The record is linked into the chain just before the transaction commits, under the chain's
+    lock. Taking that lock last means a transaction holding it waits for no other lock, so audited
+    transactions cannot deadlock on it however they lock rows before.
+    """
     before = normalise(before) if before is not None else None
     after = normalise(after) if after is not None else None
     reason = normalise(reason) if reason is not None else None
-    at = utcnow()
-    fields = hashed_fields(
-        at=at, actor=principal.actor, role=principal.role, action=action,
-        entity_type=entity_type, entity_id=str(entity_id), before=before, after=after,
-        reason=reason,
+    sync = session.sync_session
+    if sync.get_transaction() is None:
+        sync.begin()  # no I/O: ties the pending record to a transaction that can roll back
+    sync.info.setdefault(_PENDING, []).append(
+        {
+            "at": utcnow(), "actor": principal.actor, "role": principal.role, "action": action,
+            "entity_type": entity_type, "entity_id": str(entity_id), "before": before,
+            "after": after, "reason": reason,
+        }
     )
+
+
+async def flush_pending(session: AsyncSession) -> None:
+    """Write this transaction's pending records now (commit does it anyway)."""
+    await session.run_sync(_write_pending)
+
+
+def _write_pending(session: Session) -> None:
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
     prev_hash = bytes(prev) if prev is not None else GENESIS
-    row = AuditRecord(
-        at=at, actor=principal.actor, role=principal.role, action=action,
-        entity_type=entity_type, entity_id=str(entity_id), before=before, after=after,
-        reason=reason, prev_hash=prev_hash, hash=record_digest(prev_hash, fields),
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    for entry in pending:
+        digest = record_digest(prev_hash, hashed_fields(**entry))
+        session.add(AuditRecord(**entry, prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    session.flush()
+
+
+@event.listens_for(Session, "before_commit")
+def _link_before_commit(session: Session) -> None:
+    _write_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_when_transaction_ends(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit the list was already written; after a rollback its records never happened.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)

@@ -11,6 +11,7 @@ class Problem(Exception):
     status: int = 400
     title: str = "Bad request"
     type_slug: str = "bad-request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -50,3 +51,12 @@ class Forbidden(Problem):
 
 class RateLimited(Problem):
     status, title, type_slug = 429, "Too many requests", "rate-limited"
+
+    def __init__(self, retry_after_s: float) -> None:
+        seconds = max(1, int(retry_after_s + 0.999))
+        super().__init__(f"rate limit exceeded: retry in {seconds} s", retry_after_s=seconds)
+        self.headers = {"Retry-After": str(seconds)}
+
+
+class PayloadTooLarge(Problem):
+    status, title, type_slug = 413, "Request too large", "too-large"

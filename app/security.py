@@ -34,9 +34,12 @@ def new_api_key() -> tuple[str, str]:
     return f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def key_prefix(key: str) -> str | None:
     parts = key.split("_")
-    if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8:
+    if len(parts) < 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 8 or not _HEX.issuperset(parts[1]):
         return None
     return parts[1]
 

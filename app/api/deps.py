@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, InvalidField, RateLimited, Unauthorized
 from app.models import ApiKey, Shipment, utcnow
-from app.security import Principal, hash_key, key_prefix, keys_equal
+from app.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
@@ -53,6 +56,11 @@ async def get_principal(
         principal = Principal(actor="admin-bootstrap", role="admin")
     else:
         principal = await _principal_from_key(session, key)
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        wait = limiter.acquire(str(principal.key_id or principal.actor), time.monotonic())
+        if wait > 0:
+            raise RateLimited(wait)
     request.state.principal = principal
     return principal
 
@@ -105,3 +113,40 @@ def can_see_shipment(principal: Principal, shipment: Shipment) -> bool:
         shipment.origin_site_id,
         shipment.destination_site_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A validated `from`/`to` query window in UTC (either end may be open)."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+def check_time_range(
+    start: datetime | None, end: datetime | None, *, max_days: int
+) -> TimeRange:
+    """UTC-normalised window; `to` before `from`, or wider than `max_days`, is a 422."""
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidField(name, "must carry a UTC offset (RFC 3339)")
+    start = start.astimezone(UTC) if start is not None else None
+    end = end.astimezone(UTC) if end is not None else None
+    if start is not None and end is not None:
+        if end < start:
+            raise InvalidField("to", "must not be before from")
+        if max_days and end - start > timedelta(days=max_days):
+            raise InvalidField("to", f"a time range may span at most {max_days} days")
+    return TimeRange(start, end)
+
+
+async def time_range(
+    settings: SettingsDep,
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="RFC 3339, inclusive")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="RFC 3339, exclusive")] = None,
+) -> TimeRange:
+    """Dependency for endpoints filtered by time: `?from=…&to=…` (RFC 3339 with offset)."""
+    return check_time_range(start, end, max_days=settings.max_time_range_days)
+
+
+TimeRangeDep = Annotated[TimeRange, Depends(time_range)]

@@ -19,7 +19,8 @@ TYPE_BASE = "https://coldchain.example/problems/"
 
 
 def problem_response(
-    request: Request, status: int, title: str, detail: str, slug: str, **extra: Any
+    request: Request, status: int, title: str, detail: str, slug: str,
+    headers: dict[str, str] | None = None, **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": TYPE_BASE + slug,
@@ -29,7 +30,7 @@ def problem_response(
         "instance": request.url.path,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return JSONResponse(
         jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
@@ -44,7 +45,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(
-            request, exc.status, exc.title, exc.detail, exc.type_slug, **exc.extra
+            request, exc.status, exc.title, exc.detail, exc.type_slug, exc.headers, **exc.extra
         )
 
     @app.exception_handler(RequestValidationError)

@@ -51,7 +51,7 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = [_decode(v) for v in json.loads(raw)]
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidField("cursor", "not a cursor returned by this API") from exc
     if not isinstance(values, list) or len(values) != width:
         raise InvalidField("cursor", "not a cursor returned by this API")
@@ -67,6 +67,24 @@ def _after(keys: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnE
     return or_(*clauses)
 
 
+def _check_types(keys: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> None:
+    """A forged cursor must fail as a 422, not as a database type error (500)."""
+    for key, value in zip(keys, values, strict=True):
+        try:
+            expected = key.type.python_type
+        except NotImplementedError:  # pragma: no cover - every key column has a Python type
+            continue
+        ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            ok = False
+        if isinstance(value, datetime) and value.tzinfo is None:
+            ok = False
+        if isinstance(value, str) and "\x00" in value:
+            ok = False
+        if not ok:
+            raise InvalidField("cursor", "not a cursor returned by this API")
+
+
 async def paginate(
     session: AsyncSession,
     stmt: Select[Any],
@@ -78,7 +96,9 @@ async def paginate(
 ) -> tuple[list[Any], str | None]:
     """Rows of `stmt` ordered by `keys` after `cursor`; `key_of(row)` gives a row's key values."""
     if cursor:
-        stmt = stmt.where(_after(keys, decode_cursor(cursor, len(keys))))
+        values = decode_cursor(cursor, len(keys))
+        _check_types(keys, values)
+        stmt = stmt.where(_after(keys, values))
     rows = list((await session.execute(stmt.order_by(*keys).limit(limit + 1))).all())
     next_cursor = encode_cursor(key_of(rows[limit - 1])) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -1,4 +1,4 @@
-"""API keys: created by admins (the key is shown once), listed by prefix, revoked."""
+"""API keys (admin only): created with the key shown once, listed by prefix, expired, revoked."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app import audit
 from app.api.deps import SessionDep, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
+from app.errors import InvalidField
 from app.models import ApiKey, utcnow
 from app.schemas.reference import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from app.security import Principal
@@ -22,6 +23,9 @@ Admin = Annotated[Principal, Depends(require_roles())]
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 async def create_api_key(body: ApiKeyIn, session: SessionDep, principal: Admin) -> dict[str, Any]:
+    """A new key; `key` is in this answer only (stored as a SHA-256 hash), `prefix` identifies it."""
+    if body.expires_at is not None and body.expires_at <= utcnow():
+        raise InvalidField("expires_at", "must be in the future")
     row, key = await svc.create_api_key(session, principal, body)
     return {**ApiKeyOut.model_validate(row).model_dump(), "key": key}
 
@@ -30,22 +34,38 @@ async def create_api_key(body: ApiKeyIn, session: SessionDep, principal: Admin) 
 async def list_api_keys(
     session: SessionDep, _: Admin, cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    active: Annotated[bool | None, Query(description="only usable (true) or unusable keys")] = None,
 ) -> dict[str, Any]:
+    stmt = select(ApiKey)
+    if active is not None:
+        now = utcnow()
+        usable = ApiKey.revoked_at.is_(None) & (ApiKey.expires_at.is_(None) | (ApiKey.expires_at > now))
+        stmt = stmt.where(usable if active else ~usable)
     rows, next_cursor = await paginate(
-        session, select(ApiKey), [ApiKey.created_at, ApiKey.id], cursor=cursor, limit=limit,
+        session, stmt, [ApiKey.created_at, ApiKey.id], cursor=cursor, limit=limit,
         key_of=lambda r: [r[0].created_at, r[0].id],
     )
     return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
 
 
+@router.get("/api-keys/{key_id}", response_model=ApiKeyOut)
+async def get_api_key(key_id: uuid.UUID, session: SessionDep, _: Admin) -> ApiKey:
+    return await svc.get_or_404(session, ApiKey, key_id, "api key")
+
+
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
-async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, principal: Admin) -> ApiKey:
+async def revoke_api_key(
+    key_id: uuid.UUID, session: SessionDep, principal: Admin,
+    reason: Annotated[str | None, Query(max_length=1000, description="why (audited)")] = None,
+) -> ApiKey:
+    """Revoke at once and for good (idempotent: revoking again changes nothing)."""
     row = await svc.get_or_404(session, ApiKey, key_id, "api key")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()
         await audit.record(
             session, principal, action="revoke", entity_type="api_key", entity_id=row.id,
-            after={"revoked_at": row.revoked_at.isoformat()},
+            before={"revoked_at": None}, after={"revoked_at": row.revoked_at.isoformat()},
+            reason=reason,
         )
     return row

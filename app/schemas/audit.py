@@ -1,0 +1,32 @@
+"""Audit trail shapes: one record of the hash chain, and the result of verifying the chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AuditRecordOut(BaseModel):
+    id: int = Field(description="Position in the chain (ascending, gaps possible)")
+    at: datetime
+    actor: str = Field(description="Who: `key:<prefix>` of an API key, or `admin-bootstrap`")
+    role: str | None
+    action: str
+    entity_type: str
+    entity_id: str
+    before: Any = None
+    after: Any = None
+    reason: str | None = Field(description="Why: the person's comment or reason, if any")
+    prev_hash: str = Field(description="SHA-256 (hex) of the previous record; zeros for the first")
+    hash: str = Field(description="SHA-256 (hex) over prev_hash and this record's canonical JSON")
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    checked: int = Field(description="Records verified (up to the first broken one)")
+    head_id: int | None = None
+    head_hash: str | None = Field(default=None, description="Hash of the last record (anchor it)")
+    broken_id: int | None = Field(default=None, description="The first record whose link is broken")
+    problem: str | None = None

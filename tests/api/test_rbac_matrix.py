@@ -1,0 +1,299 @@
+"""Every role × every endpoint of the app: allowed, 403, or 404 for another site's object.
+
+The endpoints come from the app's own route table, so a new endpoint is tested automatically;
+one without a declared expectation in EXPECT FAILS. To declare one, add a line:
+
+    "METHOD /path/{param}": Access(ROLES_ALLOWED, body=lambda w, n: {...}),
+
+- roles: who may call it besides admin (admin is always allowed); PUBLIC needs no key.
+- body: a valid JSON body for POST/PUT/PATCH (`w` is tests/api/rbac_world.World, `n` a unique number).
+- A path parameter is filled from World.own / World.other by its name (add new ones in
+  rbac_world.build_world); a site key calling with
+  another site's object must get 404 with the same answer as for an id that does not exist.
+- Every answer to the site key is searched for the other site's identifiers (a leak).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Mount, Route
+
+from app.api.main import create_app
+from app.settings import Settings
+from tests import factories as f
+from tests.api.asgi_call import Answer, call
+from tests.api.keys import bearer
+from tests.api.rbac_world import World, build_world
+from tests.conftest import ADMIN_KEY, truncate_all
+
+ROLES = ("admin", "coordinator", "qp", "site")
+ALL = frozenset(ROLES)
+PUBLIC = frozenset({"public"})
+Body = Callable[[World, int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: frozenset[str]
+    body: Body | None = None
+    # Path parameter → another World.own entry to use (e.g. a shipment that can be released).
+    values: dict[str, str] = field(default_factory=dict)
+    # Path parameters consumed by the call (DELETE): each role gets its own `name@role` object.
+    per_role: tuple[str, ...] = ()
+
+    @property
+    def public(self) -> bool:
+        return self.roles == PUBLIC
+
+
+def roles(*names: str) -> frozenset[str]:
+    return frozenset({"admin", *names})
+
+
+ADMIN = roles()
+STAFF = roles("coordinator", "qp")  # everyone but site keys
+
+EXPECT: dict[str, Access] = {
+    # Operations and documentation: unauthenticated by contract.
+    "GET /healthz": Access(PUBLIC),
+    "GET /readyz": Access(PUBLIC),
+    "GET /metrics": Access(PUBLIC),
+    "GET /openapi.json": Access(PUBLIC),
+    "GET /docs": Access(PUBLIC),
+    "GET /docs/oauth2-redirect": Access(PUBLIC),
+    "GET /redoc": Access(PUBLIC),
+    # Reference data: coordinators edit, everyone reads (a site only its own site).
+    "POST /api/v1/sites": Access(roles("coordinator"), body=lambda w, n: {
+        "name": f"Site {n}", "country": "FR"}),
+    "GET /api/v1/sites": Access(ALL),
+    "GET /api/v1/sites/{site_id}": Access(ALL),
+    "POST /api/v1/products": Access(roles("coordinator"), body=lambda w, n: {
+        "name": f"Product {n}", "temp_min_c": -80, "temp_max_c": -60, "stability_budget_s": 0}),
+    "GET /api/v1/products": Access(ALL),
+    "GET /api/v1/products/{product_id}": Access(ALL),
+    "POST /api/v1/packaging": Access(roles("coordinator"), body=lambda w, n: {
+        "name": f"Dry ice {n}", "qualified_hold_h": 72}),
+    "GET /api/v1/packaging": Access(ALL),
+    "GET /api/v1/packaging/{packaging_id}": Access(ALL),
+    "POST /api/v1/lanes": Access(roles("coordinator"), body=lambda w, n: {
+        "name": f"Lane {n}", "origin_site_id": w.own["site_id"],
+        "destination_site_id": w.hub_site, "expected_transit_h": 10, "max_transit_h": 20,
+        "corridor_km": 50}),
+    "GET /api/v1/lanes": Access(ALL),
+    "GET /api/v1/lanes/{lane_id}": Access(ALL),
+    "POST /api/v1/loggers": Access(roles("coordinator"), body=lambda w, n: {"id": f"NEW-{n}"}),
+    "GET /api/v1/loggers": Access(STAFF),
+    "GET /api/v1/loggers/{logger_id}": Access(STAFF),
+    # Shipments: a site sees (and records custody events on) only shipments from or to it.
+    "POST /api/v1/shipments": Access(roles("coordinator"), body=lambda w, n: {
+        "reference": f"NEW-{n}", "lane_id": w.own["lane_id"], "product_id": w.own["product_id"],
+        "packaging_id": w.own["packaging_id"], "logger_ids": [f"SPARE-{w.take('spare')}"],
+        "packed_at": f.T0.isoformat()}),
+    "GET /api/v1/shipments": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}": Access(ALL),
+    "POST /api/v1/shipments/{shipment_id}/events": Access(roles("coordinator", "site"), body=(
+        lambda w, n: {"type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})),
+    "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}/readings": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}/track": Access(ALL),
+    "GET /api/v1/stream": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}/report": Access(ALL),
+    "POST /api/v1/shipments/{shipment_id}/release": Access(
+        roles("qp"), body=lambda w, n: {"decision": "released", "reason": "record complete"},
+        values={"shipment_id": "delivered_shipment_id"}),
+    "GET /api/v1/lanes/{lane_id}/performance": Access(STAFF),
+    # Alerts: everyone reads (a site its own shipments'); sites and QPs may acknowledge.
+    "GET /api/v1/alerts": Access(ALL),
+    "GET /api/v1/alerts/{alert_id}": Access(ALL),
+    "POST /api/v1/alerts/{alert_id}/ack": Access(roles("coordinator", "site", "qp"), body=(
+        lambda w, n: {"comment": f"seen, box checked ({n})"})),
+    "POST /api/v1/alerts/{alert_id}/resolve": Access(roles("coordinator", "qp"), body=(
+        lambda w, n: {"comment": f"sensor lost, product checked ({n})"})),
+    "GET /api/v1/shipments/{shipment_id}/excursions": Access(ALL),
+    "GET /api/v1/ingest/rejections": Access(roles("coordinator")),
+    # Webhooks: coordinators manage all subscriptions, a site key its own site's.
+    "POST /api/v1/webhooks": Access(roles("coordinator", "site"), body=lambda w, n: {
+        "url": f"http://127.0.0.1:9/hook-{n}"}),
+    "GET /api/v1/webhooks": Access(roles("coordinator", "site")),
+    "GET /api/v1/webhooks/{webhook_id}": Access(roles("coordinator", "site")),
+    "PATCH /api/v1/webhooks/{webhook_id}": Access(roles("coordinator", "site"), body=(
+        lambda w, n: {"description": f"edited {n}"})),
+    "DELETE /api/v1/webhooks/{webhook_id}": Access(roles("coordinator", "site"),
+                                                   per_role=("webhook_id",)),
+    "POST /api/v1/webhooks/{webhook_id}/rotate-secret": Access(
+        roles("coordinator", "site"), body=lambda w, n: {"overlap_s": 60}),
+    "GET /api/v1/webhooks/{webhook_id}/deliveries": Access(roles("coordinator", "site")),
+    "GET /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}": Access(
+        roles("coordinator", "site")),
+    "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": Access(
+        roles("coordinator", "site")),
+    # The dashboard page and its files: public (the data behind them needs a key).
+    "GET /": Access(PUBLIC),
+    "MOUNT /static": Access(PUBLIC),
+    # Keys and the audit trail.
+    "POST /api/v1/api-keys": Access(ADMIN, body=lambda w, n: {"role": "qp", "name": f"k{n}"}),
+    "GET /api/v1/api-keys": Access(ADMIN),
+    "GET /api/v1/api-keys/{key_id}": Access(ADMIN),
+    "DELETE /api/v1/api-keys/{key_id}": Access(ADMIN),
+    "GET /api/v1/audit": Access(STAFF),
+    "GET /api/v1/audit/verify": Access(roles("qp")),
+}
+
+# Path parameters naming an object that belongs to a site: another site's must answer 404.
+SITE_SCOPED = {"shipment_id", "alert_id", "site_id", "webhook_id", "subscription_id",
+               "delivery_id", "logger_id"}
+
+
+def _routes(app: Any) -> list[Any]:
+    """The app's routes, included routers flattened (FastAPI ≥ 0.130 keeps them nested)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
+
+
+def _endpoints() -> list[tuple[str, str, str]]:
+    """(key, method, path) for every route of the app; mounts must be declared too."""
+    app = create_app(Settings(database_url="postgresql://unused/x", mqtt_url="mqtt://unused"))
+    found = []
+    for route in _routes(app):
+        original = getattr(route, "original_route", route)
+        if isinstance(original, Mount):
+            found.append((f"MOUNT {route.path}", "MOUNT", route.path))
+        elif isinstance(original, Route):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
+                found.append((f"{method} {route.path}", method, route.path))
+        else:
+            found.append((f"UNKNOWN {route!r}", "UNKNOWN", str(route)))
+    assert len(found) > 20, f"route discovery found too little: {found}"
+    return found
+
+
+ENDPOINTS = _endpoints()
+
+
+@pytest.fixture(scope="module")
+async def world_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[tuple[Any, World]]:
+    await truncate_all(engine)
+    app = create_app(settings.model_copy(update={"rate_limit_per_s": 0}), engine=engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     headers=bearer(ADMIN_KEY)) as admin:
+            world = await build_world(admin, engine)
+        yield app, world
+    await truncate_all(engine)
+
+
+def _fill(path: str, values: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        if name not in values:
+            pytest.fail(f"no test value for path parameter {{{name}}}: add it to World in "
+                        "tests/api/test_rbac_matrix.py")
+        return values[name]
+
+    return re.sub(r"\{([^}]+)\}", one, path)
+
+
+def _query_params(app: Any, method: str, path: str) -> list[str]:
+    operation = app.openapi().get("paths", {}).get(path, {}).get(method.lower(), {})
+    return [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+
+
+def _allowed(answer: Answer) -> bool:
+    return answer.status not in (401, 403, 404, 405) and answer.status < 500
+
+
+def _assert_no_leak(world: World, answer: Answer, what: str, asked: tuple[str, ...] = ()) -> None:
+    """No identifier of the other site's world in the answer (bar those the caller sent)."""
+    for marker in world.markers:
+        if marker not in asked:
+            assert marker not in answer.text, f"{what} leaks another site's data ({marker!r})"
+
+
+def _without(text: str, *ids: str) -> str:
+    for value in ids:
+        text = text.replace(value, "<id>")
+    return text
+
+
+@pytest.mark.parametrize(("key", "method", "path"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+async def test_role_matrix(
+    world_app: tuple[Any, World], key: str, method: str, path: str
+) -> None:
+    app, world = world_app
+    access = EXPECT.get(key)
+    if access is None:
+        pytest.fail(f"no access rule declared for {key}: add it to EXPECT in {__file__}")
+    if method == "MOUNT":
+        return
+    own = {**world.own, **{param: world.own[alias] for param, alias in access.values.items()}}
+    own_path = _fill(path, own)
+
+    def own_path_for(role: str) -> str:
+        mine = {p: world.own[f"{p}@{role}"] for p in access.per_role if f"{p}@{role}" in world.own}
+        return _fill(path, {**own, **mine})
+
+    async def request(role: str | None, target: str, **kw: Any) -> Answer:
+        headers = bearer(world.keys[role]) if role else {}
+        body = access.body(world, world.next()) if access.body else None
+        return await call(app, method, target, headers=headers, json_body=body, **kw)
+
+    anonymous = await request(None, own_path)
+    if access.public:
+        assert anonymous.status not in (401, 403) and anonymous.status < 500, anonymous.text
+        return
+    assert anonymous.status == 401, f"{key} without a key answered {anonymous.status}"
+    assert anonymous.headers["content-type"] == "application/problem+json"
+
+    allowed_statuses = []
+    for role in ROLES:
+        answer = await request(role, own_path_for(role))
+        if role in access.roles:
+            assert _allowed(answer), f"{role} should be allowed {key}: {answer.status} {answer.text}"
+            if method == "GET":
+                assert answer.status == 200, f"{role} {key}: {answer.status} {answer.text}"
+            allowed_statuses.append(answer.status)
+        else:
+            assert answer.status == 403, f"{role} should get 403 on {key}: {answer.status}"
+            assert answer.headers["content-type"] == "application/problem+json"
+        if role == "site":
+            _assert_no_leak(world, answer, f"{key} as site")
+    assert any(200 <= s < 300 for s in allowed_statuses), f"{key}: no allowed role succeeded"
+
+    scoped = [n for n in re.findall(r"\{([^}:]+)", path) if n in SITE_SCOPED]
+    if "site" in access.roles and scoped:
+        other = await request("site", _fill(path, {**own, **{n: world.other[n] for n in scoped}}))
+        ghost_ids = {n: str(uuid.uuid4()) for n in scoped}
+        ghost = await request("site", _fill(path, {**own, **ghost_ids}))
+        assert other.status == 404, f"site got {other.status} for another site's object on {key}"
+        assert ghost.status == 404
+        assert _without(other.text, *(world.other[n] for n in scoped)) == _without(
+            ghost.text, *ghost_ids.values()), "a hidden object must look exactly like a missing one"
+        _assert_no_leak(world, other, f"{key} (other site's object)",
+                        tuple(world.other[n] for n in scoped))
+
+    if "site" in access.roles:  # filters naming another site's objects must not leak either
+        for name in _query_params(app, method, path):
+            if name in world.other and name in SITE_SCOPED:
+                answer = await request("site", own_path, params={name: world.other[name]})
+                assert answer.status in (200, 403, 404, 422), f"{key}?{name}=: {answer.status}"
+                _assert_no_leak(world, answer, f"{key}?{name}=<other site's>",
+                                (world.other[name],))
+
+
+async def test_every_declared_role_rule_names_real_roles() -> None:
+    for key, access in EXPECT.items():
+        assert access.roles <= ALL or access.public, key
+        assert "admin" in access.roles or access.public, f"{key}: admin is always allowed"
