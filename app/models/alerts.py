@@ -71,7 +71,44 @@ class ShipmentState(Base):
     open_critical_alerts: Mapped[int] = mapped_column(Integer, default=0)
     # Serialised incremental evaluator state (per logger), so a batch costs O(batch).
     engine_state: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # When a time-driven condition (signal lost, hold time, dwell, escalation) may next change:
+    # the periodic sweep looks only at rows that are due. Null: nothing left to watch.
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime] = created_at_column()
+
+
+class EvaluationPending(Base):
+    """Work the evaluation engine has taken off `evaluation_queue` but not finished.
+
+    Claiming moves a queue row here in a short transaction, so ingest's queue upsert never waits
+    on an evaluation; the row survives a crash and is deleted only when the evaluation that saw
+    this `version` commits.
+    """
+
+    __tablename__ = "evaluation_pending"
+    shipment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shipments.id", ondelete="CASCADE"), primary_key=True
+    )
+    dirty_from: Mapped[datetime]
+    version: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    claimed_at: Mapped[datetime] = created_at_column()
+
+
+class EvaluationCheckpoint(Base):
+    """A logger's evaluation state after its first readings up to `upto_ts` (replay start).
+
+    Late data before the newest device time is re-evaluated from the latest checkpoint before it
+    instead of from the beginning of the shipment.
+    """
+
+    __tablename__ = "evaluation_checkpoints"
+    shipment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shipments.id", ondelete="CASCADE"), primary_key=True
+    )
+    logger_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    upto_ts: Mapped[datetime] = mapped_column(primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Excursion(Base):
@@ -83,8 +120,14 @@ class Excursion(Base):
     kind: Mapped[str] = mapped_column(String(32))
     start: Mapped[datetime]
     end: Mapped[datetime | None]
+    # Rule 3: start = first reading in the condition, end = first reading out of it (null while
+    # ongoing); duration_s = time in the condition by sample-and-hold; unknown_s = the part of
+    # [start, end] past the max gap (neither in nor out of range).
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    unknown_s: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     peak_c: Mapped[float | None] = mapped_column(Float)
+    # It lasted the alarm delay (or crossed a critical limit): it raised or joined an alert.
+    alarmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     retroactive: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = created_at_column()
 
@@ -115,6 +158,10 @@ class Alert(Base):
     message: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_evidence_at: Mapped[datetime | None]
+    # Since when the alert has had its current severity (escalation waits from there).
+    severity_since: Mapped[datetime | None]
+    # Alarmed occurrences merged into this episode (a value flapping at a limit).
+    occurrences: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     escalated_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))

@@ -1,0 +1,1 @@
+"""Evaluation of shipments (excursions, stability budget, MKT, hold time) and the alert lifecycle."""

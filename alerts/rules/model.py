@@ -1,0 +1,210 @@
+"""Input values of the evaluation: readings, product and lane profiles, shipment, configuration."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerts.rules.timeutil import require_aware
+
+# Alert kinds (CONTRACT.md) and how each behaves once its condition goes away.
+TEMPERATURE_HIGH = "temperature_high"
+TEMPERATURE_LOW = "temperature_low"
+TEMPERATURE_CRITICAL = "temperature_critical"
+STABILITY_BUDGET = "stability_budget"
+HOLD_TIME_AT_RISK = "hold_time_at_risk"
+HOLD_TIME_EXCEEDED = "hold_time_exceeded"
+SIGNAL_LOST = "signal_lost"
+DWELL_EXCEEDED = "dwell_exceeded"
+ROUTE_DEVIATION = "route_deviation"
+LIGHT_EXPOSURE = "light_exposure"
+SHOCK = "shock"
+BATTERY_LOW = "battery_low"
+ALL_KINDS = (
+    TEMPERATURE_HIGH, TEMPERATURE_LOW, TEMPERATURE_CRITICAL, STABILITY_BUDGET, HOLD_TIME_AT_RISK,
+    HOLD_TIME_EXCEEDED, SIGNAL_LOST, DWELL_EXCEEDED, ROUTE_DEVIATION, LIGHT_EXPOSURE, SHOCK,
+    BATTERY_LOW,
+)
+# Kinds judged on "now" only (no device-time history): matched to their one live alert.
+CURRENT_KINDS = frozenset({HOLD_TIME_AT_RISK, HOLD_TIME_EXCEEDED, SIGNAL_LOST})
+# Kinds that cannot clear by themselves: a person resolves them with a reason.
+MANUAL_KINDS = frozenset({STABILITY_BUDGET, HOLD_TIME_EXCEEDED, SHOCK})
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+EVENT_DEPARTED = "departed"
+EVENT_CUSTOMS_HOLD = "customs_hold"
+EVENT_CUSTOMS_RELEASED = "customs_released"
+EVENT_DELIVERED = "delivered"
+EVENT_RECEIVED = "received"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One logger measurement at its own device time `ts`; `received_at` is server time."""
+
+    logger_id: str
+    ts: datetime
+    temp_c: float
+    lat: float | None = None
+    lon: float | None = None
+    battery_pct: float | None = None
+    light: bool | None = None
+    shock_g: float | None = None
+    received_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        require_aware(self.ts, "Reading.ts")
+        if self.received_at is not None:
+            require_aware(self.received_at, "Reading.received_at")
+
+
+@dataclass(frozen=True, slots=True)
+class ProductProfile:
+    temp_min_c: float
+    temp_max_c: float
+    stability_budget_s: float
+    alarm_delay_s: float = 0.0
+    critical_min_c: float | None = None
+    critical_max_c: float | None = None
+    shock_limit_g: float | None = None
+    light_sensitive: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.temp_min_c < self.temp_max_c:
+            raise ValueError("temp_min_c must be below temp_max_c")
+        if self.alarm_delay_s < 0 or self.stability_budget_s < 0:
+            raise ValueError("alarm delay and stability budget must not be negative")
+
+    @property
+    def mkt_applicable(self) -> bool:
+        """MKT is reported for controlled-room and refrigerated products only.
+
+        A profile whose upper limit is at or below 0 °C (frozen, dry ice, LN2) gets null: the
+        Arrhenius weighting of USP <1079.2> is not meaningful for frozen material.
+        """
+        return self.temp_max_c > 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waypoint:
+    name: str
+    lat: float
+    lon: float
+    radius_km: float
+    dwell_allowance_h: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSpec:
+    """A validated route; `origin`/`destination` are (lat, lon) when the sites are located."""
+
+    expected_transit_h: float
+    max_transit_h: float
+    corridor_km: float
+    waypoints: tuple[Waypoint, ...] = ()
+    origin: tuple[float, float] | None = None
+    destination: tuple[float, float] | None = None
+
+    def path(self) -> tuple[tuple[float, float], ...]:
+        """The polyline origin → waypoints → destination (only the known points)."""
+        points = [(w.lat, w.lon) for w in self.waypoints]
+        if self.origin is not None:
+            points.insert(0, self.origin)
+        if self.destination is not None:
+            points.append(self.destination)
+        return tuple(points)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """Tuned numbers of the evaluation (documented in alerts/README.md)."""
+
+    # An alert episode ends only after the condition has been clear this long (device time):
+    # a value hovering at a limit gives one episode, not a storm.
+    clear_s: float = 900.0
+    # A position outside the corridor must persist this long (known time) before it alarms:
+    # a single GPS outlier is not a deviation.
+    route_delay_s: float = 600.0
+    battery_low_pct: float = 20.0
+    battery_clear_pct: float = 25.0
+    # hold_time_at_risk resolves only once the margin is this far above the safety margin.
+    hold_risk_clear_s: float = 3600.0
+    escalation_after_s: float = 900.0
+    checkpoint_every: int = 2000
+    # Projected breach (rule 11): least squares over the last readings since the last excursion
+    # edge; only a breach within the horizon is reported (a longer extrapolation is noise).
+    trend_points: int = 12
+    trend_window_s: float = 3600.0
+    trend_min_span_s: float = 1200.0
+    projection_horizon_s: float = 12 * 3600.0
+    # The time-driven sweep looks at every active shipment at least this often.
+    max_check_interval_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesContext:
+    """What one logger's series is judged against; a change of it invalidates saved state."""
+
+    product: ProductProfile
+    lane: LaneSpec
+    max_gap_s: float
+    config: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_gap_s <= 0:
+            raise ValueError("max_gap_s must be positive")
+
+    def fingerprint(self) -> str:
+        return _fingerprint(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint(ctx: SeriesContext) -> str:
+    c = ctx.config
+    relevant = (ctx.product, ctx.lane, ctx.max_gap_s, c.clear_s, c.route_delay_s,
+                c.battery_low_pct, c.battery_clear_pct, c.trend_points, c.trend_window_s)
+    return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentEvent:
+    type: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "ShipmentEvent.at")
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentSpec:
+    """A shipment as the evaluation sees it. `max_gap_s` maps each logger to its max gap."""
+
+    packed_at: datetime
+    qualified_hold_h: float
+    product: ProductProfile
+    lane: LaneSpec
+    max_gap_s: tuple[tuple[str, float], ...]
+    events: tuple[ShipmentEvent, ...] = ()
+    departed_at: datetime | None = None
+    delivered_at: datetime | None = None
+    received_at: datetime | None = None
+    safety_margin_h: float = 24.0
+    config: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        require_aware(self.packed_at, "packed_at")
+        for value, what in ((self.departed_at, "departed_at"), (self.delivered_at, "delivered_at"),
+                            (self.received_at, "received_at")):
+            if value is not None:
+                require_aware(value, what)
+
+    def context(self, logger_id: str) -> SeriesContext:
+        gaps = dict(self.max_gap_s)
+        return SeriesContext(self.product, self.lane, gaps[logger_id], self.config)
+
+
+def max_gap_for(reporting_interval_s: float, shipment_max_gap_s: float | None) -> float:
+    """Rule 2: the shipment's max gap, by default three reporting intervals of the logger."""
+    return float(shipment_max_gap_s) if shipment_max_gap_s else 3.0 * reporting_interval_s

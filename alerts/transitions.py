@@ -1,0 +1,126 @@
+"""Write alert transitions: the alert row, its event (webhook source), and the audit entry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alerts.messages import alert_message
+from alerts.rules import Escalate, Open, Plan, ProductProfile, Resolve, Update
+from app import audit
+from app.models import Alert, AlertEvent
+from app.security import SYSTEM, Principal
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    action: str
+    entity_id: uuid.UUID
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    reason: str | None
+
+
+def snapshot(a: Alert) -> dict[str, Any]:
+    """The audited view of an alert."""
+    return {
+        "shipment_id": str(a.shipment_id), "kind": a.kind, "severity": a.severity,
+        "state": a.state, "condition_since": a.condition_since.isoformat(),
+        "retroactive": a.retroactive, "occurrences": a.occurrences,
+        "acknowledged_by": a.acknowledged_by, "resolved_by": a.resolved_by,
+        "resolution": a.resolution,
+    }
+
+
+def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in details.items()}
+
+
+def new_event(alert: Alert, type_: str, now: datetime, *, actor: str = SYSTEM.actor,
+              comment: str | None = None, reason: str | None = None) -> AlertEvent:
+    data: dict[str, Any] = {"severity": alert.severity, "state": alert.state}
+    if reason:
+        data["reason"] = reason
+    return AlertEvent(alert_id=alert.id, type=type_, at=now, actor=actor, comment=comment,
+                      data=data)
+
+
+async def apply_plan(
+    session: AsyncSession,
+    shipment_id: uuid.UUID,
+    plan: Plan,
+    alerts: dict[str, Alert],
+    now: datetime,
+    product: ProductProfile | None,
+) -> tuple[list[AlertEvent], list[AuditEntry]]:
+    """Carry out the plan on the ORM rows (the unit of work flushes them). `alerts` gains new
+    rows; new alerts carry their id already, so events need no flush."""
+    events: list[AlertEvent] = []
+    audits: list[AuditEntry] = []
+    for t in plan.transitions:
+        if isinstance(t, Open):
+            details = _jsonable(t.details)
+            alert = Alert(
+                id=uuid.uuid4(), shipment_id=shipment_id, kind=t.kind, severity=t.severity,
+                state="open", opened_at=now, condition_since=t.condition_since,
+                retroactive=t.retroactive, details=details, last_evidence_at=t.last_evidence_at,
+                severity_since=now, occurrences=t.occurrences,
+                message=alert_message(t.kind, t.condition_since, details, product),
+            )
+            session.add(alert)
+            alerts[str(alert.id)] = alert
+            before = None
+            change: str | None = "opened"
+            reason = "retroactive: found in late data" if t.retroactive else None
+        else:
+            alert = alerts[t.alert_id]
+            before = snapshot(alert)
+            change, reason = _change(alert, t, now)
+        if change is None:
+            continue
+        type_: str = change
+        event = new_event(alert, type_, now, reason=reason)
+        session.add(event)
+        events.append(event)
+        audits.append(AuditEntry(f"alert.{type_}", alert.id, before, snapshot(alert), reason))
+    return events, audits
+
+
+def _change(
+    alert: Alert, t: Update | Escalate | Resolve, now: datetime
+) -> tuple[str | None, str | None]:
+    if isinstance(t, Update):
+        if t.severity != alert.severity:
+            alert.severity, alert.severity_since, alert.escalated_at = t.severity, now, None
+            if alert.state == "escalated":
+                alert.state = "open"
+        if t.reopen:
+            alert.state = "open"
+        alert.last_evidence_at = t.last_evidence_at
+        alert.occurrences = t.occurrences
+        if t.condition_since is not None:
+            alert.condition_since = t.condition_since
+        alert.details = _jsonable(t.details)
+        return ("updated", t.reason) if t.notify else (None, None)
+    if isinstance(t, Escalate):
+        alert.state, alert.escalated_at = "escalated", now
+        return "escalated", "unacknowledged critical alert"
+    alert.state, alert.resolved_at, alert.resolved_by = "resolved", now, SYSTEM.actor
+    alert.resolution = t.reason
+    alert.details = {**(alert.details or {}), "cleared_at": t.cleared_at.isoformat(),
+                     "duration_s": t.duration_s}
+    return "resolved", t.reason
+
+
+async def write_audit(
+    session: AsyncSession, entries: Sequence[AuditEntry], principal: Principal = SYSTEM
+) -> None:
+    """Audit records last in the transaction: the chain's lock is then held only briefly."""
+    for e in entries:
+        await audit.record(session, principal, action=e.action, entity_type="alert",
+                           entity_id=e.entity_id, before=e.before, after=e.after, reason=e.reason)

@@ -1,0 +1,88 @@
+"""The running `alerts` role: woken by ingest's NOTIFY, stops on its event, survives bad rows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from alerts import worker
+from alerts.rules import EvalConfig
+from app.db import make_sessionmaker, plain_url
+from app.settings import Settings
+from tests.db.engine_support import Clock, alerts_of, at, state_of, store
+from tests.factories import T0, shipment_setup
+
+
+async def _wait_for(predicate: object, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_worker_wakes_on_notify_evaluates_and_stops(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, settings: Settings,
+) -> None:
+    sid = (await shipment_setup(client, departed_at=T0.isoformat()))["id"]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.serve(
+        make_sessionmaker(engine), plain_url(settings.database_url or ""), EvalConfig(), stop,
+        period_s=3600, clock=Clock(at(11)),
+    ))
+    try:
+        await asyncio.sleep(0.3)  # let it LISTEN
+        started = time.monotonic()
+        await store(engine, sid, "LOG-1", [(0, 5.0), (5, 9.0), (10, 9.0)])
+
+        async def alerted() -> bool:
+            return any(a.kind == "temperature_high" for a in await alerts_of(db, sid))
+
+        await _wait_for(alerted)
+        assert time.monotonic() - started < 1.0  # woken by NOTIFY, not by the 1 s poll
+        assert (await state_of(db, sid)).reading_count == 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_shipment_that_fails_does_not_stop_the_others(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+) -> None:
+    good = (await shipment_setup(client, departed_at=T0.isoformat()))["id"]
+    bad = (await shipment_setup(client, departed_at=T0.isoformat(), reference="SHP-2",
+                                logger_ids=("LOG-2",)))["id"]
+    await store(engine, good, "LOG-1", [(0, 5.0), (5, 9.0)])
+    await store(engine, bad, "LOG-2", [(0, 5.0), (5, float("nan")), (10, 9.0)])
+    # A database fault while persisting one shipment (as a failing constraint would be).
+    async with engine.begin() as conn:
+        await conn.execute(text(f"""
+            CREATE FUNCTION cctest_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.shipment_id = '{bad}' THEN RAISE EXCEPTION 'refused by test'; END IF;
+              RETURN NEW;
+            END $$"""))
+        await conn.execute(text("CREATE TRIGGER cctest_refuse BEFORE INSERT ON excursions "
+                                "FOR EACH ROW EXECUTE FUNCTION cctest_refuse()"))
+    try:
+        done = await worker.run_cycle(make_sessionmaker(engine), EvalConfig(), Clock(at(11)),
+                                      sweep=False)
+        assert done == 1
+        assert [a.kind for a in await alerts_of(db, good)] == ["temperature_high"]
+        assert await alerts_of(db, bad) == []
+        state = await state_of(db, bad)
+        assert state.next_check_at == at(11) + worker.RETRY_AFTER  # later, not in a hot loop
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER cctest_refuse ON excursions"))
+            await conn.execute(text("DROP FUNCTION cctest_refuse()"))
+    # Once the fault is gone the shipment is judged, the NaN row skipped, not fatal.
+    await worker.run_cycle(make_sessionmaker(engine), EvalConfig(), Clock(at(11) + worker.RETRY_AFTER),
+                           sweep=True)
+    assert [a.kind for a in await alerts_of(db, bad)] == ["temperature_high"]
+    assert (await state_of(db, bad)).reading_count == 2
