@@ -65,6 +65,28 @@ class IngestRejection(Base):
     payload_size: Mapped[int] = mapped_column(Integer)
     payload_sha256: Mapped[bytes] = mapped_column(LargeBinary)
     reading_index: Mapped[int | None] = mapped_column(Integer)
+    # SHA-256 of (topic, payload SHA-256, reading index): the same input redelivered is quarantined once.
+    dedup_key: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+
+
+class IngestMessage(Base):
+    """The raw bytes of each message that brought a new reading (ALCOA+: the original record).
+
+    Append-only with a BRIN index on receive time (inserts stay cheap however large it grows;
+    retention is a range delete). A reading finds its message by (received_at, payload_sha256),
+    both stored on the reading. No primary key in the database: a key would cost an index entry
+    per message, and a message is never stored twice (only messages with new readings are kept).
+    """
+
+    __tablename__ = "ingest_messages"
+    __table_args__ = (
+        Index("ix_ingest_messages_received_at", "received_at", postgresql_using="brin"),
+    )
+    __mapper_args__ = {"primary_key": ["received_at", "payload_sha256", "topic"]}
+    received_at: Mapped[datetime]
+    payload_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EvaluationQueue(Base):

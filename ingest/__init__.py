@@ -1,0 +1,1 @@
+"""MQTT ingest: telemetry from loggers into a clean, complete, deduplicated reading history."""

@@ -1,0 +1,119 @@
+"""Helpers of the ingest end-to-end tests: throttled publishers, polling, broker-session hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.wire import BrokerAddress
+
+BASE = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+MOSQUITTO_PUB_CHUNK = 50_000  # mosquitto_pub -l silently stops after ~65 k lines (PITFALLS)
+
+
+class Publisher:
+    """A logger-like QoS 1 publisher: at most `window` unacknowledged, resumes after reconnects."""
+
+    def __init__(self, url: str, *, window: int = 100, client_id: str | None = None) -> None:
+        address = BrokerAddress.parse(url)
+        self.window = window
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"pub-{secrets.token_hex(4)}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.reconnect_delay_set(0.1, 1.0)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300  # resume in-flight messages after a broker restart
+        self.client.connect(address.host, address.port, 30, clean_start=False, properties=props)
+        self.client.loop_start()
+        self._pending: deque[mqtt.MQTTMessageInfo] = deque()
+        self.sent = 0
+
+    def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
+        self._drain(self.window - 1, 60.0)
+        self._pending.append(self.client.publish(topic, payload, qos=1, retain=retain))
+        self.sent += 1
+
+    def flush(self, timeout: float = 60.0) -> None:
+        self._drain(0, timeout)
+
+    def _drain(self, keep: int, timeout: float) -> None:
+        # is_published() rather than wait_for_publish(): a message queued while disconnected has
+        # an error code but is still sent after the reconnect.
+        deadline = time.monotonic() + timeout
+        while self._pending and (len(self._pending) > keep or self._pending[0].is_published()):
+            if self._pending[0].is_published():
+                self._pending.popleft()
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self._pending)} messages not acknowledged by the broker")
+            time.sleep(0.002)
+
+    def close(self) -> None:
+        self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def reading_json(i: int, *, temp: float | None = None) -> bytes:
+    ts = BASE + timedelta(seconds=i)
+    return orjson.dumps({"ts": ts.isoformat().replace("+00:00", "Z"),
+                         "temp_c": temp if temp is not None else 4.0 + (i % 40) / 10, "seq": i})
+
+
+def bulk_publish(url: str, prefix: str, logger_ids: Iterable[str], per_logger: int) -> None:
+    """per_logger single-reading messages for each logger via mosquitto_pub -l (fast, C), in parallel."""
+    address = BrokerAddress.parse(url)
+    loggers = list(logger_ids)
+    for start in range(0, per_logger, MOSQUITTO_PUB_CHUNK):
+        stop = min(start + MOSQUITTO_PUB_CHUNK, per_logger)
+        procs = []
+        for logger_id in loggers:
+            proc = subprocess.Popen(
+                ["mosquitto_pub", "-h", address.host, "-p", str(address.port), "-q", "1", "-l",
+                 "-t", f"{prefix}/loggers/{logger_id}/telemetry"],
+                stdin=subprocess.PIPE,
+            )
+            procs.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(b"\n".join(reading_json(i) for i in range(start, stop)) + b"\n")
+            proc.stdin.close()
+        for proc in procs:
+            assert proc.wait(timeout=300) == 0
+
+
+def forget_session(url: str, client_id: str) -> None:
+    """End a worker's persistent session on a shared broker so it stops queueing for it."""
+    address = BrokerAddress.parse(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    client.connect(address.host, address.port, 10, clean_start=True, properties=props)
+    client.loop_start()
+    deadline = time.monotonic() + 5
+    while not client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.disconnect()
+    client.loop_stop()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0,  # noqa: ASYNC109
+                     interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; the last value on timeout (then asserted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)

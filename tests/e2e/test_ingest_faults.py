@@ -1,0 +1,281 @@
+"""Ingest under faults, on throwaway servers: kill -9 of the worker, broker and database restarts,
+and two workers on one shared subscription. Each ends with exactly the published set stored.
+
+The kill -9 test streams the issue's 100 000 messages (INGEST_KILL_MESSAGES), the others 20 000
+(INGEST_FAULT_MESSAGES); the file runs in about half a minute here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from app.migrate import upgrade
+from app.settings import Settings
+from ingest import worker
+from ingest.batch import PreparedBatch
+from ingest.writer import BatchResult
+from tests.e2e.ingest_support import Publisher, bulk_publish, eventually, reading_json
+
+MESSAGES = int(os.environ.get("INGEST_FAULT_MESSAGES", "20000"))
+KILL_MESSAGES = int(os.environ.get("INGEST_KILL_MESSAGES", "100000"))
+LOGGERS = 4
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Servers:
+    postgres: EmbeddedPostgres
+    broker: EmbeddedBroker
+    database_url: str
+    data_dir: Path
+
+    def restart_postgres(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:  # backends of a killed postmaster take a moment to let go of shared memory
+            try:
+                self.postgres.start()
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    base = tmp_path_factory.mktemp("ingest-faults")
+    postgres = EmbeddedPostgres(base / "pg", port=free_port())
+    broker = EmbeddedBroker(base / "mqtt", port=free_port())
+    try:
+        url = postgres.start()
+        upgrade(url)
+        broker.start()
+        yield Servers(postgres, broker, url, base)
+    finally:
+        broker.stop()
+        postgres.stop()
+
+
+@dataclass
+class Stream:
+    """One test's loggers under a topic prefix of its own, and how to count what got stored."""
+
+    servers: Servers
+    tag: str
+    loggers: list[str]
+    conn: asyncpg.Connection
+    messages: int = MESSAGES
+
+    @property
+    def per_logger(self) -> int:
+        return self.messages // LOGGERS
+
+    @property
+    def prefix(self) -> str:
+        return f"faults-{self.tag}/v1"
+
+    @property
+    def mqtt_url(self) -> str:
+        return self.servers.broker.url
+
+    async def stored(self) -> int:
+        try:
+            return int(await self.conn.fetchval(
+                "SELECT count(*) FROM readings WHERE logger_id = ANY($1)", self.loggers))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await self.reconnect()
+            return -1
+
+    async def reconnect(self) -> None:
+        try:
+            self.conn = await asyncpg.connect(self.servers.database_url)
+        except (OSError, asyncpg.PostgresError):
+            await asyncio.sleep(0.2)
+
+    async def assert_exactly_published(self) -> None:
+        async def complete() -> bool:
+            return await self.stored() >= self.per_logger * LOGGERS
+
+        await eventually(complete, timeout=120, interval=0.25)
+        await asyncio.sleep(1.0)  # nothing more may trickle in
+        rows = await self.conn.fetch(
+            "SELECT logger_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM readings"
+            " WHERE logger_id = ANY($1) GROUP BY logger_id ORDER BY logger_id", self.loggers)
+        assert [tuple(r) for r in rows] == [
+            (lg, self.per_logger, self.per_logger, 0, self.per_logger - 1)
+            for lg in sorted(self.loggers)]
+        assert await self.conn.fetchval(
+            "SELECT count(*) FROM ingest_rejections WHERE topic LIKE $1 || '/%'", self.prefix) == 0
+
+
+@pytest.fixture
+async def stream(servers: Servers) -> AsyncIterator[Stream]:
+    conn = await asyncpg.connect(servers.database_url)
+    tag = secrets.token_hex(3)
+    loggers = [f"F{tag}-{i}" for i in range(LOGGERS)]
+    await conn.executemany(
+        "INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps) VALUES ($1, 60, 'unknown', 0)",
+        [(lg,) for lg in loggers])
+    s = Stream(servers, tag, loggers, conn)
+    yield s
+    await s.conn.close()
+
+
+class WorkerProcess:
+    """`python -m app.cli ingest` as a child process (so it can be SIGKILLed)."""
+
+    def __init__(self, stream: Stream, client_id: str) -> None:
+        self.log = stream.servers.data_dir / f"{client_id}.log"
+        env = {**os.environ, "DATABASE_URL": stream.servers.database_url, "MQTT_URL": stream.mqtt_url,
+               "COLDCHAIN_TOPIC_PREFIX": stream.prefix, "COLDCHAIN_INGEST_GROUP": "ingest",
+               "COLDCHAIN_INGEST_CLIENT_ID": client_id,
+               "COLDCHAIN_DATA_DIR": str(stream.servers.data_dir / "unused")}
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest"], cwd=REPO,
+                                         env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_bytes()[self.offset:].decode(errors="replace")
+
+    async def subscribed(self) -> None:
+        async def ready() -> bool:
+            assert self.proc.poll() is None, self.output()
+            return "subscribed" in self.output()
+
+        assert await eventually(ready, timeout=30), self.output()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        assert "Traceback" not in self.output(), self.output()
+
+
+async def test_kill_9_mid_stream_then_restart_stores_exactly_the_published_set(stream: Stream) -> None:
+    stream.messages = KILL_MESSAGES
+    first = WorkerProcess(stream, f"kill-{stream.tag}")
+    await first.subscribed()
+    publishing = asyncio.create_task(asyncio.to_thread(
+        bulk_publish, stream.mqtt_url, stream.prefix, stream.loggers, stream.per_logger))
+
+    async def a_third() -> bool:
+        return await stream.stored() >= stream.messages // 3
+
+    assert await eventually(a_third, timeout=120, interval=0.05)
+    first.kill()
+    at_kill = await stream.stored()
+    assert at_kill < stream.messages, "the worker must die mid-stream"
+    print(f"worker SIGKILLed with {at_kill} of {stream.messages} readings stored")  # shown with -s
+    await publishing
+    second = WorkerProcess(stream, f"kill-{stream.tag}")
+    try:
+        await second.subscribed()
+        await stream.assert_exactly_published()
+    finally:
+        second.stop()
+
+
+async def test_broker_restart_mid_stream_loses_and_duplicates_nothing(stream: Stream) -> None:
+    running = WorkerProcess(stream, f"broker-{stream.tag}")
+    await running.subscribed()
+
+    def publish_all() -> None:
+        publisher = Publisher(stream.mqtt_url, client_id=f"pub-{stream.tag}")
+        try:
+            for i in range(stream.per_logger):
+                for logger_id in stream.loggers:
+                    publisher.publish(f"{stream.prefix}/loggers/{logger_id}/telemetry", reading_json(i))
+        finally:
+            publisher.close()
+
+    publishing = asyncio.create_task(asyncio.to_thread(publish_all))
+    try:
+        async def some() -> bool:
+            return await stream.stored() >= MESSAGES // 5
+
+        assert await eventually(some, timeout=120, interval=0.05)
+        stream.servers.broker.stop()  # a clean restart: mosquitto saves its store on the way down
+        await asyncio.sleep(1.0)
+        stream.servers.broker.start()
+        await publishing
+        await stream.assert_exactly_published()
+    finally:
+        if stream.servers.broker.process is None:
+            stream.servers.broker.start()
+        running.stop()
+    assert "disconnected from the MQTT broker" in running.output()
+
+
+async def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(stream: Stream) -> None:
+    running = WorkerProcess(stream, f"pg-{stream.tag}")
+    await running.subscribed()
+    publishing = asyncio.create_task(asyncio.to_thread(
+        bulk_publish, stream.mqtt_url, stream.prefix, stream.loggers, stream.per_logger))
+    try:
+        async def some() -> bool:
+            return await stream.stored() >= MESSAGES // 4
+
+        assert await eventually(some, timeout=120, interval=0.05)
+        stream.servers.postgres.kill()  # SIGKILL of the postmaster: crash recovery on restart
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(stream.servers.restart_postgres)
+        await stream.reconnect()
+        await publishing
+        await stream.assert_exactly_published()
+    finally:
+        running.stop()
+    assert "retrying" in running.output()
+
+
+async def test_two_workers_share_the_stream_each_message_stored_once(stream: Stream) -> None:
+    stop = asyncio.Event()
+    stored = {"a": 0, "b": 0}
+    duplicates = {"a": 0, "b": 0}
+
+    def hook(name: str) -> worker.CommitHook:
+        def on_commit(result: BatchResult, _batch: PreparedBatch) -> None:
+            stored[name] += result.stored
+            duplicates[name] += result.duplicates
+        return on_commit
+
+    tasks, readies = [], []
+    for name in stored:
+        settings = Settings(
+            database_url=stream.servers.database_url, mqtt_url=stream.mqtt_url,
+            topic_prefix=stream.prefix, ingest_group="shared",
+            ingest_client_id=f"{name}-{stream.tag}", data_dir=stream.servers.data_dir,
+        )
+        ready = asyncio.Event()
+        readies.append(ready)
+        tasks.append(asyncio.create_task(worker.run(settings, stop, on_commit=hook(name), ready=ready)))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 20)
+        await asyncio.to_thread(bulk_publish, stream.mqtt_url, stream.prefix, stream.loggers,
+                                stream.per_logger)
+        await stream.assert_exactly_published()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert stored["a"] > 0 and stored["b"] > 0, stored
+    assert stored["a"] + stored["b"] == MESSAGES and duplicates == {"a": 0, "b": 0}
+    assert await stream.conn.fetchval(
+        "SELECT sum(seq_gaps) FROM loggers WHERE id = ANY($1)", stream.loggers) == 0
