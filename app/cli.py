@@ -110,7 +110,8 @@ def demo(host: Host = None, port: Port = None) -> None:
         asyncio.run(run_roles(live, ["api", "ingest", "alerts"], extra=[demo_mod.run_fleet]))
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "help_option_names": []})  # --help goes to simulators.cli
 def simulate(ctx: typer.Context) -> None:
     """Simulated loggers: `--list`, `SCENARIO [--speed X | --backfill]`, `fleet --loggers N …`."""
     try:
@@ -124,7 +125,7 @@ def simulate(ctx: typer.Context) -> None:
 @cli.command()
 def report(
     shipment: Annotated[str, typer.Argument(help="shipment id or reference")],
-    format: Annotated[str, typer.Option("--format", help="json, csv or pdf")] = "json",
+    format: Annotated[str, typer.Option("--format", help="json, csv, pdf or epcis")] = "json",
     output: Annotated[str | None, typer.Option("--output", "-o", help="file to write")] = None,
 ) -> None:
     """The release report of one shipment."""

@@ -27,18 +27,30 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_size: int = 10
-    # Ingest: shared-subscription group, bounded batches flushed when input pauses.
-    ingest_group: str = "coldchain-ingest"
+    # Ingest: bounded batches flushed when input pauses.
+    # Empty: one plain persistent subscription (the safe default: mosquitto 2.0 forgets shared
+    # subscriptions across its own restart, and messages published before the worker is back are
+    # then dropped). Set a group to share the stream between several workers (see README).
+    ingest_group: str = ""
     ingest_client_id: str | None = None
     ingest_batch_max: int = 5000
     ingest_batch_wait_ms: int = 50
     ingest_queue_max: int = 20000
+    # Standalone `coldchain ingest`: serve /metrics on this port (`coldchain up` has the API's).
+    ingest_metrics_port: int | None = None
     # Evaluation and delivery loops.
     evaluator_period_s: float = 5.0
     escalation_after_s: int = 900
     webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 32  # requests in flight per delivery process
+    webhook_endpoint_concurrency: int = 4  # … and per endpoint (scheme://host:port)
     # Request hardening.
     max_request_bytes: int = 2 * 1024 * 1024
+    # Per API key token bucket: `burst` requests at once, refilled at `per_s`; 0 disables.
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 300
+    # Widest from/to window a time-range query may ask for (readings, audit).
+    max_time_range_days: int = 400
 
     @field_validator("topic_prefix")
     @classmethod

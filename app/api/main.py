@@ -9,8 +9,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api import errors
-from app.api.routes import api_keys, health, reference, shipments
+from app import web
+from app.api import errors, hardening
+from app.api.problems import PROBLEM_RESPONSES
+from app.api.routes import (
+    alerts,
+    api_keys,
+    audit,
+    health,
+    ingest,
+    readings,
+    reference,
+    reports,
+    shipments,
+    stream,
+    track,
+    webhooks,
+)
 from app.db import make_engine, make_sessionmaker
 from app.metrics import HTTP_DURATION, HTTP_REQUESTS
 from app.settings import Settings
@@ -57,6 +72,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
         return response
 
     app.include_router(health.router)
-    for module in (reference, shipments, api_keys):
-        app.include_router(module.router, prefix=API_PREFIX)
+    for module in (reference, shipments, api_keys, audit, webhooks, readings, track, stream,
+                   reports, alerts, ingest):
+        app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    hardening.install(app, settings)
+    web.install(app)
     return app

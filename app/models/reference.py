@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -94,7 +95,7 @@ class Logger(Base):
     status_at: Mapped[datetime | None]
     last_received_at: Mapped[datetime | None]
     last_reading_ts: Mapped[datetime | None]
-    last_seq: Mapped[int | None]
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
     seq_gaps: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = created_at_column()
 

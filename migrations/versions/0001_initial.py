@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.Column('status_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_received_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_reading_ts', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('last_seq', sa.Integer(), nullable=True),
+    sa.Column('last_seq', sa.BigInteger(), nullable=True),
     sa.Column('seq_gaps', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_loggers'))
