@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -79,6 +80,10 @@ async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # Everything imported so far lives for the whole process: keep it out of the collector's
+    # full passes, which otherwise show up as ~70 ms pauses in the API's p99.
+    gc.collect()
+    gc.freeze()
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
