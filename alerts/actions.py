@@ -31,10 +31,7 @@ async def get_visible_alert(
     if for_update:
         stmt = stmt.with_for_update(of=Alert)
     row = (await session.execute(stmt)).first()
-    if row is None or (
-        principal.is_site
-        and principal.site_id not in (row[1].origin_site_id, row[1].destination_site_id)
-    ):
+    if row is None or not principal.sees(row[1].origin_site_id, row[1].destination_site_id):
         raise NotFound("alert", alert_id)
     return row[0], row[1]
 

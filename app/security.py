@@ -24,6 +24,10 @@ class Principal:
     def is_site(self) -> bool:
         return self.role == "site"
 
+    def sees(self, origin_site_id: uuid.UUID, destination_site_id: uuid.UUID) -> bool:
+        """Whether this principal may see a shipment between these sites (site keys: their own)."""
+        return not self.is_site or self.site_id in (origin_site_id, destination_site_id)
+
 
 SYSTEM = Principal(actor="system", role="system")
 

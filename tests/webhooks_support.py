@@ -88,3 +88,17 @@ async def deliver(
             make_sessionmaker(engine), http, now or datetime.now(UTC), config=config,
             limits=limits, jitter=lambda: jitter,
         )
+
+
+async def many_opened_events(db: AsyncSession, shipment_id: str, n: int) -> list[AlertEvent]:
+    """`n` alerts of one shipment, each with an `opened` event (flushed, not yet enqueued)."""
+    alerts = [
+        Alert(shipment_id=uuid.UUID(shipment_id), kind="shock", severity="info", state="resolved",
+              opened_at=factories.T0, condition_since=factories.T0)
+        for _ in range(n)
+    ]
+    db.add_all(alerts)
+    await db.flush()
+    events = [AlertEvent(alert_id=a.id, type="opened", data={}) for a in alerts]
+    db.add_all(events)
+    return events

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, InvalidField, RateLimited, Unauthorized
-from app.models import ApiKey, Shipment, utcnow
+from app.models import ApiKey, utcnow
 from app.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
+from app.services.shipments import involving_site
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
@@ -98,21 +99,9 @@ def require_roles(*roles: str) -> Callable[..., Any]:
 
 def shipment_scope(stmt: Select[Any], principal: Principal) -> Select[Any]:
     """Restrict a statement over shipments to those a site principal may see."""
-    if principal.is_site:
-        return stmt.where(
-            or_(
-                Shipment.origin_site_id == principal.site_id,
-                Shipment.destination_site_id == principal.site_id,
-            )
-        )
+    if principal.is_site and principal.site_id is not None:
+        return stmt.where(involving_site(principal.site_id))
     return stmt
-
-
-def can_see_shipment(principal: Principal, shipment: Shipment) -> bool:
-    return not principal.is_site or principal.site_id in (
-        shipment.origin_site_id,
-        shipment.destination_site_id,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from sqlalchemy import Select, case, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Shipment, ShipmentState
+from app.services.shipments import involving_site
 
 Sort = Literal["risk", "created"]
 FINISHED = ("delivered", "received")
@@ -30,9 +31,7 @@ def filtered(
     if statuses:
         stmt = stmt.where(Shipment.status.in_(list(statuses)))
     if site_id is not None:
-        stmt = stmt.where(
-            (Shipment.origin_site_id == site_id) | (Shipment.destination_site_id == site_id)
-        )
+        stmt = stmt.where(involving_site(site_id))
     if lane_id is not None:
         stmt = stmt.where(Shipment.lane_id == lane_id)
     if at_risk is not None:

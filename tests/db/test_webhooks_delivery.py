@@ -18,10 +18,19 @@ from alerts import delivery_store, retry
 from alerts.delivery import Limits
 from alerts.outbox import enqueue_many
 from app.db import make_sessionmaker
-from app.models import Alert, AlertEvent, AuditRecord, WebhookAttempt, WebhookDelivery
+from app.models import AuditRecord, WebhookAttempt, WebhookDelivery
 from simulators.receiver import CLOSE, STALL, Receiver
 from tests import factories
-from tests.webhooks_support import FAST, add_event, deliver, open_alert, shipment, spec_signature, subscribe
+from tests.webhooks_support import (
+    FAST,
+    add_event,
+    deliver,
+    many_opened_events,
+    open_alert,
+    shipment,
+    spec_signature,
+    subscribe,
+)
 
 
 @pytest.fixture
@@ -207,15 +216,7 @@ async def test_two_workers_share_the_queue_and_send_each_event_once(
     client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
 ) -> None:
     ship, _ = await _setup(client, receiver)
-    alerts = [
-        Alert(shipment_id=uuid.UUID(ship["id"]), kind="shock", severity="info", state="resolved",
-              opened_at=factories.T0, condition_since=factories.T0)
-        for _ in range(300)
-    ]
-    db.add_all(alerts)
-    await db.flush()
-    events = [AlertEvent(alert_id=a.id, type="opened", data={}) for a in alerts]
-    db.add_all(events)
+    events = await many_opened_events(db, ship["id"], 300)
     await enqueue_many(db, events)
     await db.commit()
 

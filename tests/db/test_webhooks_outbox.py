@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alerts.outbox import enqueue_event_ids, enqueue_many
 from app.models import Alert, AlertEvent, WebhookDelivery
 from tests import factories
-from tests.webhooks_support import add_event, open_alert, shipment, subscribe
+from tests.webhooks_support import add_event, many_opened_events, open_alert, shipment, subscribe
 
 URL = "http://127.0.0.1:9/hook"
 
@@ -109,15 +109,7 @@ async def test_many_events_are_queued_in_one_go(client: httpx.AsyncClient, db: A
     ship = await shipment(client, origin, destination, "SHP-MANY")
     await subscribe(client, URL)
     await subscribe(client, URL, site_id=origin)
-    alerts = [
-        Alert(shipment_id=uuid.UUID(ship["id"]), kind="shock", severity="info", state="resolved",
-              opened_at=factories.T0, condition_since=factories.T0)
-        for _ in range(300)
-    ]
-    db.add_all(alerts)
-    await db.flush()
-    events = [AlertEvent(alert_id=a.id, type="opened", data={}) for a in alerts]
-    db.add_all(events)
+    events = await many_opened_events(db, ship["id"], 300)
     assert await enqueue_many(db, events) == 600
     await db.commit()
     rows = await _deliveries(db)
