@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -14,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import httpcore
 import httpx
 
 from alerts import delivery_store as store
 from alerts import retry, signing
 from alerts.outbox import CHANNEL
-from alerts.urls import UnsafeUrl, check_url, endpoint_key
+from alerts.transport import CheckedBackend, CheckedTransport, Resolver, peer_address
+from alerts.urls import UnsafeUrl, address_problem, endpoint_key, resolve
 from alerts.webhook_metrics import (
     ATTEMPT_DURATION,
     ATTEMPTS,
@@ -115,28 +118,42 @@ class Limits:
             yield
 
 
-def make_client(config: DeliveryConfig) -> httpx.AsyncClient:
-    """The one shared client: timeouts, no redirects (a 3xx is a failure), no proxies from the env."""
+def make_client(
+    config: DeliveryConfig, *, resolver: Resolver = resolve,
+    connector: httpcore.AsyncNetworkBackend | None = None, verify: ssl.SSLContext | None = None,
+) -> httpx.AsyncClient:
+    """The one shared client: timeouts, no redirects (a 3xx is a failure), no proxies from the env,
+    and every connection to an address checked in the same lookup (see alerts/transport.py)."""
+    backend = CheckedBackend(
+        allow_private=config.allow_private, resolver=resolver, connector=connector
+    )
+    limits = httpx.Limits(
+        max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+    )
     return httpx.AsyncClient(
+        transport=CheckedTransport(backend, limits=limits, verify=verify),
         timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
         follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=config.concurrency, max_keepalive_connections=config.concurrency
-        ),
         trust_env=False,
         headers={"user-agent": "coldchain-webhooks/1"},
     )
 
 
-async def _snippet(response: httpx.Response, limit: int = 200) -> str:
-    """The start of an error answer, for the delivery log (never the whole body)."""
+async def _http_error(response: httpx.Response, limit: int = 200) -> str:
+    """What the delivery log says of a non-2xx answer: the status, and the start of the body only
+    when it came from a public address. The log is shown to the site key that chose the URL, so a
+    private target (allowed by COLDCHAIN_WEBHOOK_ALLOW_PRIVATE) never has its answer echoed."""
+    peer = peer_address(response)
+    if peer is None or address_problem(peer) is not None:
+        return f"HTTP {response.status_code}"
     data = bytearray()
     async with contextlib.aclosing(response.aiter_bytes()) as chunks:  # type: ignore[type-var]
         async for chunk in chunks:
             data += chunk
             if len(data) >= limit:
                 break
-    return bytes(data[:limit]).decode("utf-8", "replace").strip()
+    snippet = bytes(data[:limit]).decode("utf-8", "replace").strip()
+    return f"HTTP {response.status_code}: {snippet}".rstrip(": ")
 
 
 async def _attempt(
@@ -149,8 +166,6 @@ async def _attempt(
         attempted_at, started = clock(), time.perf_counter()
         try:
             async with asyncio.timeout(config.timeout_s):
-                if not config.allow_private:  # again at send time: DNS may have changed
-                    await check_url(claim.url, allow_private=False)
                 headers = signing.webhook_headers(
                     claim.secrets, claim.webhook_id, signing.unix_timestamp(attempted_at), claim.body
                 )
@@ -159,7 +174,7 @@ async def _attempt(
                 ) as response:
                     status = response.status_code
                     if not retry.is_success(status):
-                        error = f"HTTP {status}: {await _snippet(response)}".rstrip(": ")
+                        error = await _http_error(response)
             kind = "success" if retry.is_success(status) else "http_error"
         except UnsafeUrl as exc:
             kind, error = "refused", str(exc)

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -53,9 +54,11 @@ class Receiver:
 
     def __init__(
         self, secrets: Sequence[str] = (), *, port: int = 0, stall_s: float = 60.0,
-        delay_s: float = 0.0,
+        delay_s: float = 0.0, tls: ssl.SSLContext | None = None, error_body: bytes = b"",
     ) -> None:
         self.secrets = list(secrets)
+        self.tls = tls  # serve HTTPS with this context (its sni_callback sees the server name)
+        self.error_body = error_body  # the body of non-2xx answers (what an error page would say)
         self.delay_s = delay_s  # how long a 2xx/4xx/5xx answer takes (a real site does some work)
         self.script: deque[str] = deque()  # actions for the next requests, then OK
         self.stall_s = stall_s
@@ -81,7 +84,7 @@ class Receiver:
         return self._port
 
     def url(self, path: str = "/hooks/coldchain") -> str:
-        return f"http://127.0.0.1:{self._port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._port}{path}"
 
     def fail_next(self, *actions: str) -> None:
         self.script.extend(actions)
@@ -94,7 +97,7 @@ class Receiver:
     async def start(self) -> None:
         """Listen (again, on the same port after `refuse()`)."""
         self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self._port, reuse_address=True
+            self._handle, "127.0.0.1", self._port, reuse_address=True, ssl=self.tls
         )
         self._port = self._server.sockets[0].getsockname()[1]
 
@@ -152,7 +155,8 @@ class Receiver:
                 return False
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            writer.write(f"HTTP/1.1 {action} X\r\ncontent-length: 0\r\n\r\n".encode())
+            body = b"" if action.startswith("2") else self.error_body
+            writer.write(f"HTTP/1.1 {action} X\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body)
             await writer.drain()
             return headers.get("connection", "").lower() != "close"
         finally:

@@ -41,10 +41,11 @@ def test_only_the_mqtt_adapters_import_paho() -> None:
     assert offenders == []
 
 
-def test_only_delivery_imports_httpx_in_the_service() -> None:
+@pytest.mark.parametrize("library", ["httpx", "httpcore"])
+def test_only_delivery_imports_http_clients_in_the_service(library: str) -> None:
     offenders = [
-        p for p in _owners("httpx") if p.startswith(("app/", "ingest/", "alerts/"))
-        and p != "alerts/delivery.py"
+        p for p in _owners(library) if p.startswith(("app/", "ingest/", "alerts/"))
+        and p not in ("alerts/delivery.py", "alerts/transport.py")
     ]
     assert offenders == []
 

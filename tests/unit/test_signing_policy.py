@@ -124,7 +124,10 @@ def test_syntax_refusals(url: str) -> None:
      ("169.254.169.254", "link-local"), ("fe80::1%eth0", "link-local"), ("fd00::1", "private"),
      ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
      ("100.64.0.1", "not globally routable"), ("93.184.216.34", None),
-     ("2606:4700:4700::1111", None)],
+     ("2606:4700:4700::1111", None), ("2002:7f00:1::1", "6to4 mapping of loopback"),
+     ("2002:c0a8:101::", "6to4 mapping of private"), ("2002:5db8:d822::1", None),
+     ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo mapping of loopback"),
+     ("64:ff9b::a00:1", "NAT64 mapping of private")],
 )
 def test_address_classification(address: str, problem: str | None) -> None:
     assert address_problem(address) == problem
@@ -134,7 +137,7 @@ def test_address_classification(address: str, problem: str | None) -> None:
     "url",
     ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://[::1]/", "http://10.1.2.3/",
      "http://169.254.169.254/latest/meta-data", "http://2130706433/", "http://0x7f.1/",
-     "http://[::ffff:7f00:1]/", "http://nothing-here.invalid/"],
+     "http://[::ffff:7f00:1]/", "http://[2002:a00:1::1]/", "http://nothing-here.invalid/"],
 )
 async def test_private_and_unresolvable_targets_are_refused(url: str) -> None:
     with pytest.raises(UnsafeUrl):
