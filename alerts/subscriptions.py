@@ -18,6 +18,7 @@ from app.errors import Conflict, Forbidden, InvalidField, NotFound
 from app.models import Site, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.schemas.webhooks import WebhookIn, WebhookPatch
 from app.security import Principal
+from app.services.scope import site_scoped
 
 _SECRET_COLUMNS = frozenset({"secret", "previous_secret"})
 _OUT_FIELDS = (
@@ -40,14 +41,12 @@ def subscription_dict(sub: WebhookSubscription) -> dict[str, Any]:
 
 
 def scoped(stmt: Select[Any], principal: Principal) -> Select[Any]:
-    """A site key sees only its own site's subscriptions."""
-    if principal.is_site:
-        return stmt.where(WebhookSubscription.site_id == principal.site_id)
-    return stmt
+    """A site key sees only its own site's subscriptions (and none without a site)."""
+    return site_scoped(stmt, principal, lambda site: WebhookSubscription.site_id == site)
 
 
 def _check_scope(principal: Principal, site_id: uuid.UUID | None) -> None:
-    if principal.is_site and site_id != principal.site_id:
+    if not principal.sees_site(site_id):
         raise Forbidden("a site key manages only subscriptions scoped to its own site")
 
 

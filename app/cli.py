@@ -100,10 +100,13 @@ def demo(host: Host = None, port: Port = None) -> None:
 
         upgrade(live.database_url or "")
         asyncio.run(demo_mod.seed(live))
+        keys = asyncio.run(demo_mod.role_keys(live))
         typer.echo(
             f"\n  Dashboard:  http://{live.host}:{live.port}/\n"
             f"  API docs:   http://{live.host}:{live.port}/docs\n"
-            f"  Admin key:  {live.admin_api_key}\n"
+            f"  Admin key:  {live.admin_api_key}  (set-up; never decides on the record)\n"
+            f"  Coordinator key:  {keys['coordinator']}  (acknowledge, resolve)\n"
+            f"  QP key:     {keys['qp']}  (release decisions)\n"
             f"  Database:   {live.database_url}\n  Broker:     {live.mqtt_url}\n"
             "  Ctrl-C stops everything.\n"
         )

@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass
 
 KEY_PREFIX = "cc"
+# Roles that see every site's shipments; any other role sees only what its own site allows.
+ALL_SITES_ROLES = frozenset({"admin", "coordinator", "qp", "system"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,29 @@ class Principal:
     def is_site(self) -> bool:
         return self.role == "site"
 
+    @property
+    def sees_all_sites(self) -> bool:
+        return self.role in ALL_SITES_ROLES
+
+    @property
+    def own_site(self) -> uuid.UUID | None:
+        """The one site whose data a site key may see; None (nothing at all) for a site key
+        without a site, and for every role that does not see all sites."""
+        return self.site_id if self.is_site else None
+
     def sees(self, origin_site_id: uuid.UUID, destination_site_id: uuid.UUID) -> bool:
-        """Whether this principal may see a shipment between these sites (site keys: their own)."""
-        return not self.is_site or self.site_id in (origin_site_id, destination_site_id)
+        """Whether this principal may see a shipment between these sites (site keys: their own).
+
+        Fails closed: a role not known to see everything sees only its own site's, and a
+        principal without a site sees nothing."""
+        if self.sees_all_sites:
+            return True
+        return self.own_site is not None and self.own_site in (origin_site_id, destination_site_id)
+
+    def sees_site(self, site_id: uuid.UUID | None) -> bool:
+        """Whether this principal may see an object scoped to `site_id` (None: not site-scoped,
+        which only roles that see every site may see)."""
+        return self.sees_all_sites or (self.own_site is not None and self.own_site == site_id)
 
 
 SYSTEM = Principal(actor="system", role="system")

@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import make_engine, make_sessionmaker
+from app.schemas.reference import ApiKeyIn
+from app.security import Principal
+from app.services import reference
 from app.settings import Settings
 from simulators import provision
 from simulators.plan import Message, Plan, build, messages
@@ -20,6 +23,7 @@ from simulators.runner import backfill, distinct_sent, pause, publish_all, wait_
 from simulators.scenario import Scenario, get
 
 log = logging.getLogger(__name__)
+DEMO = Principal(actor="demo", role="admin")
 DEMO_INTERVAL_S = 60  # livelier than the scenario files: something moves every minute
 
 
@@ -64,6 +68,22 @@ def scenario_for(entry: DemoShipment) -> Scenario:
 
 def _now_s(entry: DemoShipment, sc: Scenario) -> float:
     return sc.duration_s if entry.now_h is None else entry.now_h * 3600.0
+
+
+async def role_keys(settings: Settings) -> dict[str, str]:
+    """A fresh coordinator key and QP key for this demo run: acknowledging, resolving and
+    releasing are decisions the admin key may not make."""
+    engine = make_engine(settings.database_url or "", pool_size=1)
+    keys = {}
+    try:
+        async with make_sessionmaker(engine)() as session:
+            for role in ("coordinator", "qp"):
+                _, keys[role] = await reference.create_api_key(
+                    session, DEMO, ApiKeyIn(role=role, name=f"demo {role}"))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return keys
 
 
 async def seed(settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None

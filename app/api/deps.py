@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import Forbidden, InvalidField, RateLimited, Unauthorized
 from app.models import ApiKey, utcnow
 from app.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
-from app.services.shipments import involving_site
+from app.services.scope import involving_site, site_scoped
 from app.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
@@ -87,21 +87,29 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 def require_roles(*roles: str) -> Callable[..., Any]:
     """A dependency admitting only the given roles (admin is always admitted)."""
-    allowed = {"admin", *roles}
+    return _admitting(frozenset({"admin", *roles}), "may not do this")
 
+
+def require_decision_roles(*roles: str) -> Callable[..., Any]:
+    """A dependency for decisions on the GxP record (release, acknowledgement, resolution,
+    corrections): only the given business roles. The admin role administers the system and
+    never decides on the record (segregation of duties, EU GMP Annex 11 / 21 CFR Part 11)."""
+    return _admitting(frozenset(roles), "may not do this: a decision on the record is made by "
+                      f"a {' or '.join(sorted(roles))} key")
+
+
+def _admitting(allowed: frozenset[str], why: str) -> Callable[..., Any]:
     async def _check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
-            raise Forbidden(f"role '{principal.role}' may not do this")
+            raise Forbidden(f"role '{principal.role}' {why}")
         return principal
 
     return _check
 
 
 def shipment_scope(stmt: Select[Any], principal: Principal) -> Select[Any]:
-    """Restrict a statement over shipments to those a site principal may see."""
-    if principal.is_site and principal.site_id is not None:
-        return stmt.where(involving_site(principal.site_id))
-    return stmt
+    """Restrict a statement over shipments to those the principal may see (fails closed)."""
+    return site_scoped(stmt, principal, involving_site)
 
 
 @dataclass(frozen=True, slots=True)

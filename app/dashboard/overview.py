@@ -10,7 +10,7 @@ from sqlalchemy import Select, case, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Shipment, ShipmentState
-from app.services.shipments import involving_site
+from app.services.scope import involving_site
 
 Sort = Literal["risk", "created"]
 FINISHED = ("delivered", "received")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from app.schemas.common import Out, StrictBody, UtcDatetime
+from app.schemas.common import Out, Reference, StrictBody, UtcDatetime
 from app.schemas.reference import LOGGER_ID_PATTERN
 
 EventType = Literal["departed", "customs_hold", "customs_released", "delivered", "received"]
@@ -16,7 +16,7 @@ ShipmentStatus = Literal["packed", "in_transit", "customs_hold", "delivered", "r
 
 
 class ShipmentIn(StrictBody):
-    reference: str = Field(min_length=1, max_length=100)
+    reference: Reference
     lane_id: uuid.UUID
     product_id: uuid.UUID
     packaging_id: uuid.UUID

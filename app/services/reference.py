@@ -14,6 +14,7 @@ from app.errors import Conflict, InvalidField, NotFound
 from app.models import ApiKey, Base, Lane, LaneWaypoint, Logger, Packaging, Product, Site
 from app.schemas.reference import ApiKeyIn, LaneIn, LoggerIn, PackagingIn, ProductIn, SiteIn
 from app.security import Principal, hash_key, new_api_key
+from app.services.scope import PerSite, site_scoped
 
 M = TypeVar("M", bound=Base)
 
@@ -25,6 +26,18 @@ def snapshot(row: Base) -> dict[str, Any]:
 
 async def get_or_404(session: AsyncSession, model: type[M], key: object, name: str) -> M:
     row = await session.get(model, key)
+    if row is None:
+        raise NotFound(name, key)
+    return row
+
+
+async def get_visible(
+    session: AsyncSession, principal: Principal, model: type[M], key: object, name: str,
+    per_site: PerSite,
+) -> M:
+    """The row, or 404 — also when the principal's site may not see it (not leaked)."""
+    pk = model.__mapper__.primary_key[0]
+    row = await session.scalar(site_scoped(select(model).where(pk == key), principal, per_site))
     if row is None:
         raise NotFound(name, key)
     return row

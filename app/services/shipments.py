@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,11 +180,6 @@ async def _end_logger_assignments(
         .where(Reading.shipment_id == shipment_id, Reading.ts >= until)
         .values(shipment_id=None)
     )
-
-
-def involving_site(site_id: uuid.UUID) -> ColumnElement[bool]:
-    """Shipments from or to `site_id`."""
-    return or_(Shipment.origin_site_id == site_id, Shipment.destination_site_id == site_id)
 
 
 def summary_select() -> Select[Any]:

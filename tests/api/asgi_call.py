@@ -1,7 +1,8 @@
-"""Call an ASGI app in-process and stop after the first body chunk of an endless stream (SSE).
+"""Call an ASGI app in-process; for an endless stream (SSE), read until a marker, then hang up.
 
 httpx's ASGITransport buffers the whole answer, which never ends for a server-sent event stream;
-the RBAC matrix needs every endpoint's status and first bytes, streams included.
+the RBAC matrix needs every endpoint's status and body, streams included: a stream is read up to
+its first chunk, or — with `until` — past the events `trigger` causes once the stream is live.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +35,8 @@ class Answer:
 async def call(
     app: ASGIApp, method: str, path: str, *, headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None, json_body: Any = None, wait_s: float = 10.0,
+    until: bytes | None = None, live_marker: bytes = b'"listening":true',
+    trigger: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer:
     body = b"" if json_body is None else json.dumps(json_body).encode()
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -50,6 +54,7 @@ async def call(
     finished = asyncio.Event()
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
+    triggered: list[asyncio.Task[None]] = []
 
     async def receive() -> Message:
         nonlocal request_sent
@@ -66,7 +71,11 @@ async def call(
             chunks.append(message.get("body", b""))
             streaming = dict(start.get("headers", [])).get(b"content-type", b"").startswith(
                 b"text/event-stream")
-            if not message.get("more_body", False) or (streaming and any(chunks)):
+            seen = b"".join(chunks)
+            if trigger is not None and not triggered and live_marker in seen:
+                triggered.append(asyncio.create_task(trigger()))
+            if not message.get("more_body", False) or (
+                    streaming and (until in seen if until is not None else any(chunks))):
                 finished.set()
 
     task = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
@@ -74,6 +83,8 @@ async def call(
     await asyncio.wait({task, waiter}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     hang_up.set()
+    for task_ in triggered:
+        await task_  # a failing trigger fails the test
     try:
         await asyncio.wait_for(task, timeout=5.0)
     except TimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -34,6 +35,8 @@ class World:
     hub_site: str = ""
     counter: int = 0
     taken: dict[str, int] = field(default_factory=dict)
+    # Causes live events on the stream: the other site's shipment first, then the own site's.
+    stream_trigger: Callable[[], Awaitable[None]] | None = None
 
     def next(self) -> int:
         self.counter += 1
@@ -45,16 +48,30 @@ class World:
         return self.taken[what]
 
 
+def _alert_events(engine: AsyncEngine, alert_ids: list[uuid.UUID]) -> Callable[[], Awaitable[None]]:
+    async def trigger() -> None:
+        async with make_sessionmaker(engine)() as session:
+            for alert_id in alert_ids:  # one commit: notified in this order
+                session.add(AlertEvent(alert_id=alert_id, type="updated", data={}))
+                await session.flush()
+            await session.commit()
+
+    return trigger
+
+
 async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
     w = World()
     site_a = await f.site(admin, "Amsterdam own-site", "NL")
     site_b = await f.site(admin, "Basel other-site", "CH")
     w.hub_site = await f.site(admin, "Hub", "BE")
-    product = await f.refrigerated_product(admin)
-    packaging = await f.packaging(admin)
     shipments = {}
     for side, site, logger in (("own", site_a, "LOG-OWN-1"), ("other", site_b, "LOG-THEIRS-9")):
-        lane = await f.lane(admin, site, w.hub_site, name=f"{side} lane")
+        # Each site has its own reference data: the other site's must stay out of sight.
+        label = "Amsterdam-only" if side == "own" else "Basel-only"
+        product = await f.refrigerated_product(admin, name=f"{label} product")
+        packaging = (await f.post(admin, "/packaging", {"name": f"{label} box",
+                                                        "qualified_hold_h": 96}))["id"]
+        lane = await f.lane(admin, site, w.hub_site, name=f"{label} lane")
         await f.logger(admin, logger)
         shipment = await f.post(admin, "/shipments", {
             "reference": f"SHP-{side.upper()}-7731", "lane_id": lane, "product_id": product,
@@ -63,12 +80,14 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
         ids = getattr(w, side)
         ids.update(site_id=site, lane_id=lane, product_id=product, packaging_id=packaging,
                    logger_id=logger, shipment_id=shipment["id"])
+    await f.lane(admin, site_b, w.hub_site, name="Basel-spare lane")  # no shipment on it yet
     for n in range(1, 11):  # spare loggers for POST /shipments bodies
         await f.logger(admin, f"SPARE-{n}")
     await f.logger(admin, "LOG-DELIVERED")
     delivered = await f.post(admin, "/shipments", {
-        "reference": "SHP-OWN-DELIVERED", "lane_id": w.own["lane_id"], "product_id": product,
-        "packaging_id": packaging, "logger_ids": ["LOG-DELIVERED"], "packed_at": f.T0.isoformat(),
+        "reference": "SHP-OWN-DELIVERED", "lane_id": w.own["lane_id"],
+        "product_id": w.own["product_id"], "packaging_id": w.own["packaging_id"],
+        "logger_ids": ["LOG-DELIVERED"], "packed_at": f.T0.isoformat(),
         "departed_at": (f.T0 + timedelta(hours=1)).isoformat()})
     await f.post(admin, f"/shipments/{delivered['id']}/events", {
         "type": "delivered", "at": (f.T0 + timedelta(hours=20)).isoformat()})
@@ -111,10 +130,10 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
               "site": await make_key(admin, "site", site_a)}
     victim = (await admin.post("/api/v1/api-keys", json={"role": "qp", "name": "victim"})).json()
     w.own["key_id"] = w.other["key_id"] = victim["id"]
-    for name in ("lane_id", "product_id", "packaging_id"):  # shared reference data
-        w.other[name] = w.own[name]
     o = w.other
     w.markers = [o["shipment_id"], "SHP-OTHER-7731", o["logger_id"], o["alert_id"],
                  o["webhook_id"], o["delivery_id"], "other.example", "Basel other-site", "7.7177",
-                 "msg_other_"]
+                 "msg_other_", o["lane_id"], o["product_id"], o["packaging_id"], "Basel-only",
+                 "Basel-spare"]
+    w.stream_trigger = _alert_events(engine, [uuid.UUID(o["alert_id"]), uuid.UUID(w.own["alert_id"])])
     return w

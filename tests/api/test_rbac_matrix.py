@@ -5,7 +5,8 @@ one without a declared expectation in EXPECT FAILS. To declare one, add a line:
 
     "METHOD /path/{param}": Access(ROLES_ALLOWED, body=lambda w, n: {...}),
 
-- roles: who may call it besides admin (admin is always allowed); PUBLIC needs no key.
+- roles: who may call it besides admin (admin is always allowed, except on decisions on the
+  record — release, acknowledge, resolve — declared with `decided_by(...)`); PUBLIC needs no key.
 - body: a valid JSON body for POST/PUT/PATCH (`w` is tests/api/rbac_world.World, `n` a unique number).
 - A path parameter is filled from World.own / World.other by its name (add new ones in
   rbac_world.build_world); a site key calling with
@@ -49,6 +50,8 @@ class Access:
     values: dict[str, str] = field(default_factory=dict)
     # Path parameters consumed by the call (DELETE): each role gets its own `name@role` object.
     per_role: tuple[str, ...] = ()
+    # An endless event stream: read past the live events World.stream_trigger causes.
+    stream: bool = False
 
     @property
     def public(self) -> bool:
@@ -57,6 +60,11 @@ class Access:
 
 def roles(*names: str) -> frozenset[str]:
     return frozenset({"admin", *names})
+
+
+def decided_by(*names: str) -> frozenset[str]:
+    """A decision on the GxP record: only these business roles, never admin."""
+    return frozenset(names)
 
 
 ADMIN = roles()
@@ -71,7 +79,8 @@ EXPECT: dict[str, Access] = {
     "GET /docs": Access(PUBLIC),
     "GET /docs/oauth2-redirect": Access(PUBLIC),
     "GET /redoc": Access(PUBLIC),
-    # Reference data: coordinators edit, everyone reads (a site only its own site).
+    # Reference data: coordinators edit, everyone reads (a site only its own site, the lanes
+    # from or to it and those its shipments travel, and its shipments' products and packaging).
     "POST /api/v1/sites": Access(roles("coordinator"), body=lambda w, n: {
         "name": f"Site {n}", "country": "FR"}),
     "GET /api/v1/sites": Access(ALL),
@@ -105,18 +114,18 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
     "GET /api/v1/shipments/{shipment_id}/readings": Access(ALL),
     "GET /api/v1/shipments/{shipment_id}/track": Access(ALL),
-    "GET /api/v1/stream": Access(ALL),
+    "GET /api/v1/stream": Access(ALL, stream=True),
     "GET /api/v1/shipments/{shipment_id}/report": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/release": Access(
-        roles("qp"), body=lambda w, n: {"decision": "released", "reason": "record complete"},
+        decided_by("qp"), body=lambda w, n: {"decision": "released", "reason": "record complete"},
         values={"shipment_id": "delivered_shipment_id"}),
     "GET /api/v1/lanes/{lane_id}/performance": Access(STAFF),
     # Alerts: everyone reads (a site its own shipments'); sites and QPs may acknowledge.
     "GET /api/v1/alerts": Access(ALL),
     "GET /api/v1/alerts/{alert_id}": Access(ALL),
-    "POST /api/v1/alerts/{alert_id}/ack": Access(roles("coordinator", "site", "qp"), body=(
+    "POST /api/v1/alerts/{alert_id}/ack": Access(decided_by("coordinator", "site", "qp"), body=(
         lambda w, n: {"comment": f"seen, box checked ({n})"})),
-    "POST /api/v1/alerts/{alert_id}/resolve": Access(roles("coordinator", "qp"), body=(
+    "POST /api/v1/alerts/{alert_id}/resolve": Access(decided_by("coordinator", "qp"), body=(
         lambda w, n: {"comment": f"sensor lost, product checked ({n})"})),
     "GET /api/v1/shipments/{shipment_id}/excursions": Access(ALL),
     "GET /api/v1/ingest/rejections": Access(roles("coordinator")),
@@ -150,7 +159,10 @@ EXPECT: dict[str, Access] = {
 
 # Path parameters naming an object that belongs to a site: another site's must answer 404.
 SITE_SCOPED = {"shipment_id", "alert_id", "site_id", "webhook_id", "subscription_id",
-               "delivery_id", "logger_id"}
+               "delivery_id", "logger_id", "lane_id", "product_id", "packaging_id"}
+# Decisions on the record that admin may not make (tests/api/test_access_scopes.py shows why).
+DECISIONS = {"POST /api/v1/shipments/{shipment_id}/release", "POST /api/v1/alerts/{alert_id}/ack",
+             "POST /api/v1/alerts/{alert_id}/resolve"}
 
 
 def _routes(app: Any) -> list[Any]:
@@ -248,6 +260,9 @@ async def test_role_matrix(
     async def request(role: str | None, target: str, **kw: Any) -> Answer:
         headers = bearer(world.keys[role]) if role else {}
         body = access.body(world, world.next()) if access.body else None
+        if access.stream and role is not None:
+            # Past the first chunk: live events of both sites, the own site's last.
+            kw.update(until=b"SHP-OWN-7731", trigger=world.stream_trigger)
         return await call(app, method, target, headers=headers, json_body=body, **kw)
 
     anonymous = await request(None, own_path)
@@ -270,6 +285,10 @@ async def test_role_matrix(
             assert answer.headers["content-type"] == "application/problem+json"
         if role == "site":
             _assert_no_leak(world, answer, f"{key} as site")
+        if access.stream and answer.status == 200:
+            assert "SHP-OWN-7731" in answer.text, f"{role}: no live event on {key}"
+            # Staff saw the other site's event (sent first); the site key must not have.
+            assert ("SHP-OTHER-7731" in answer.text) == (role != "site"), f"{role} on {key}"
     assert any(200 <= s < 300 for s in allowed_statuses), f"{key}: no allowed role succeeded"
 
     scoped = [n for n in re.findall(r"\{([^}:]+)", path) if n in SITE_SCOPED]
@@ -296,4 +315,7 @@ async def test_role_matrix(
 async def test_every_declared_role_rule_names_real_roles() -> None:
     for key, access in EXPECT.items():
         assert access.roles <= ALL or access.public, key
-        assert "admin" in access.roles or access.public, f"{key}: admin is always allowed"
+        if key in DECISIONS:
+            assert "admin" not in access.roles, f"{key}: a decision on the record, never admin's"
+        else:
+            assert "admin" in access.roles or access.public, f"{key}: admin is always allowed"

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import math
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pypdf
+import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -271,3 +273,40 @@ async def test_report_is_scoped_and_validated(client: httpx.AsyncClient, db: Asy
     empty = (await client.get(url)).json()
     assert empty["statistics"]["reading_count"] == 0
     assert "no temperature record" in empty["verdict"]["reasons"]
+
+
+async def test_a_non_ascii_reference_downloads_under_its_own_name(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    from email.message import Message
+    from email.utils import collapse_rfc2231_value
+
+    shipment = await f.shipment_setup(client, reference="AMS→BOS-1")
+    for fmt, suffix in (("json", ".json"), ("csv", "-readings.csv"), ("pdf", ".pdf"),
+                        ("epcis", ".epcis.jsonld")):
+        header = (await _report(client, shipment["id"], fmt)).headers["content-disposition"]
+        message = Message()
+        message["Content-Disposition"] = header
+        params = message.get_params(header="content-disposition")
+        assert params is not None
+        (kind, _), (_, fallback), (_, extended) = params
+        assert kind == ("inline" if fmt == "pdf" else "attachment")
+        assert fallback == f"release-report-AMS_BOS-1{suffix}"
+        assert collapse_rfc2231_value(extended) == f"release-report-AMS→BOS-1{suffix}"
+
+
+@pytest.mark.parametrize("reference", ["SHP\x07-1", "SHP\x7f", "SHP-1\r\nX-Injected: 1", "SHP\t1",
+                                       "SHP-\u202e1-PHS", "SHP-\u200b1", "SHP\x85X"])
+async def test_references_and_names_with_control_characters_are_refused(
+    client: httpx.AsyncClient, db: AsyncSession, reference: str
+) -> None:
+    refused = await client.post("/api/v1/shipments", json={
+        "reference": reference, "lane_id": str(uuid.uuid4()), "product_id": str(uuid.uuid4()),
+        "packaging_id": str(uuid.uuid4()), "logger_ids": ["LOG-1"],
+        "packed_at": T0.isoformat()})
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in refused.json()["errors"]] == ["reference"], refused.text
+    assert "control or invisible" in refused.json()["errors"][0]["message"]
+    site = await client.post("/api/v1/sites", json={"name": f"Site {reference}", "country": "NL"})
+    assert site.status_code == 422 and site.json()["errors"][0]["field"] == "name"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -31,6 +32,16 @@ async def _key(client: httpx.AsyncClient, role: str, site_id: str | None = None)
     response = await client.post(f"{API}/api-keys", json=body)
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['key']}"}
+
+
+@pytest.fixture
+async def coord(client: httpx.AsyncClient) -> dict[str, str]:
+    """A coordinator's key: acknowledging and resolving are never the admin's decisions."""
+    return await _key(client, "coordinator")
+
+
+def _actor(headers: dict[str, str]) -> str:
+    return "key:" + headers["Authorization"].split("_")[1]
 
 
 async def test_list_filters_and_paginates_newest_first(
@@ -60,59 +71,60 @@ async def test_list_filters_and_paginates_newest_first(
 
 
 async def test_acknowledging_a_critical_alert_requires_a_comment(
-    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, coord: dict[str, str],
 ) -> None:
     _, alert_id = await _critical(client, engine)
     for body in ({}, {"comment": "   "}):
-        response = await client.post(f"{API}/alerts/{alert_id}/ack", json=body)
+        response = await client.post(f"{API}/alerts/{alert_id}/ack", json=body, headers=coord)
         assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
         (error,) = response.json()["errors"]
         assert error["field"] == "comment" and "requires a comment" in error["message"]
     response = await client.post(f"{API}/alerts/{alert_id}/ack",
-                                 json={"comment": "Courier told to re-ice at the hub"})
+                                 json={"comment": "Courier told to re-ice at the hub"}, headers=coord)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["state"] == "acknowledged" and body["ack_comment"] == "Courier told to re-ice at the hub"
-    assert body["acknowledged_by"] == "admin-bootstrap"
-    again = await client.post(f"{API}/alerts/{alert_id}/ack", json={"comment": "again"})
+    assert body["acknowledged_by"] == _actor(coord)
+    again = await client.post(f"{API}/alerts/{alert_id}/ack", json={"comment": "again"}, headers=coord)
     assert again.status_code == 409
     events = (await db.scalars(select(AlertEvent).where(
         AlertEvent.alert_id == uuid.UUID(alert_id)).order_by(AlertEvent.id))).all()
     assert [(e.type, e.actor) for e in events] == [("opened", "system"),
-                                                   ("acknowledged", "admin-bootstrap")]
+                                                   ("acknowledged", _actor(coord))]
     audit = (await db.scalars(select(AuditRecord).where(
         AuditRecord.entity_id == alert_id, AuditRecord.action == "alert.acknowledged"))).one()
-    assert audit.actor == "admin-bootstrap" and audit.reason == "Courier told to re-ice at the hub"
+    assert audit.actor == _actor(coord) and audit.reason == "Courier told to re-ice at the hub"
     assert audit.before["state"] == "open" and audit.after["state"] == "acknowledged"
     detail = (await client.get(f"{API}/alerts/{alert_id}")).json()
     assert [e["type"] for e in detail["events"]] == ["opened", "acknowledged"]
 
 
 async def test_a_warning_may_be_acknowledged_without_a_comment(
-    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, coord: dict[str, str],
 ) -> None:
     await _critical(client, engine)
     (warning,) = (await client.get(f"{API}/alerts", params={"kind": "temperature_high"})).json()[
         "items"]
-    response = await client.post(f"{API}/alerts/{warning['id']}/ack", json={})
+    response = await client.post(f"{API}/alerts/{warning['id']}/ack", json={}, headers=coord)
     assert response.status_code == 200 and response.json()["ack_comment"] is None
 
 
 async def test_manual_resolution_needs_a_reason_and_sticks(
-    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, coord: dict[str, str],
 ) -> None:
     sid, alert_id = await _critical(client, engine)
-    missing = await client.post(f"{API}/alerts/{alert_id}/resolve", json={})
+    missing = await client.post(f"{API}/alerts/{alert_id}/resolve", json={}, headers=coord)
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "comment"
     response = await client.post(f"{API}/alerts/{alert_id}/resolve",
-                                 json={"comment": "Sensor faulty: probe came loose in transit"})
+                                 json={"comment": "Sensor faulty: probe came loose in transit"},
+                                 headers=coord)
     assert response.status_code == 200
-    assert response.json()["state"] == "resolved" and response.json()["resolved_by"] == "admin-bootstrap"
+    assert response.json()["state"] == "resolved" and response.json()["resolved_by"] == _actor(coord)
     assert (await client.post(f"{API}/alerts/{alert_id}/resolve",
-                              json={"comment": "twice"})).status_code == 409
+                              json={"comment": "twice"}, headers=coord)).status_code == 409
     assert (await client.post(f"{API}/alerts/{alert_id}/ack",
-                              json={"comment": "late"})).status_code == 409
+                              json={"comment": "late"}, headers=coord)).status_code == 409
     # The excursion goes on, but the person's decision is not overridden by a new alert.
     await store(engine, sid, "LOG-1", [(15, 16.2)])
     await round_(engine, Clock(at(16)))
@@ -146,12 +158,12 @@ async def test_roles_and_site_scope(
 
 
 async def test_every_transition_is_queued_for_subscribed_webhooks(
-    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, coord: dict[str, str],
 ) -> None:
     hook = await client.post(f"{API}/webhooks", json={"url": "http://127.0.0.1:9/hook"})
     assert hook.status_code == 201, hook.text
     _, alert_id = await _critical(client, engine)
-    await client.post(f"{API}/alerts/{alert_id}/ack", json={"comment": "seen"})
+    await client.post(f"{API}/alerts/{alert_id}/ack", json={"comment": "seen"}, headers=coord)
     types = (await db.scalars(select(WebhookDelivery.event_type).where(
         WebhookDelivery.alert_id == uuid.UUID(alert_id)).order_by(WebhookDelivery.scheduled_at,
                                                                    WebhookDelivery.event_type))

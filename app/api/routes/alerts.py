@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, tuple_
 
 from alerts import actions
-from app.api.deps import CurrentPrincipal, SessionDep, require_roles, shipment_scope
+from app.api.deps import CurrentPrincipal, SessionDep, require_decision_roles, shipment_scope
 from app.api.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -27,8 +27,9 @@ from app.security import Principal
 from app.services.shipments import get_visible_shipment
 
 router = APIRouter(tags=["alerts"])
-Acknowledger = Annotated[Principal, Depends(require_roles("coordinator", "site", "qp"))]
-Resolver = Annotated[Principal, Depends(require_roles("coordinator", "qp"))]
+# Acknowledging and resolving are people's decisions on the record: never the admin role's.
+Acknowledger = Annotated[Principal, Depends(require_decision_roles("coordinator", "site", "qp"))]
+Resolver = Annotated[Principal, Depends(require_decision_roles("coordinator", "qp"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 AlertState = Literal["open", "escalated", "acknowledged", "resolved", "live"]
 AlertKind = Literal[ALERT_KINDS]  # type: ignore[valid-type]

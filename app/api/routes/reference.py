@@ -27,6 +27,8 @@ from app.schemas.reference import (
 )
 from app.security import Principal
 from app.services import reference as svc
+from app.services import scope
+from app.services.scope import site_scoped
 
 router = APIRouter(tags=["reference data"])
 Editor = Annotated[Principal, Depends(require_roles("coordinator"))]
@@ -50,15 +52,13 @@ async def list_sites(
     session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    stmt = select(Site)
-    if principal.is_site:
-        stmt = stmt.where(Site.id == principal.site_id)
+    stmt = site_scoped(select(Site), principal, lambda site: Site.id == site)
     return await _page(session, stmt, Site.id, cursor, limit)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut)
 async def get_site(site_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Site:
-    if principal.is_site and principal.site_id != site_id:
+    if not principal.sees_site(site_id):
         raise NotFound("site", site_id)
     return await svc.get_or_404(session, Site, site_id, "site")
 
@@ -70,15 +70,21 @@ async def create_product(body: ProductIn, session: SessionDep, principal: Editor
 
 @router.get("/products", response_model=Page[ProductOut])
 async def list_products(
-    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    return await _page(session, select(Product), Product.id, cursor, limit)
+    """Every product profile; a site key only those of its own site's shipments."""
+    stmt = site_scoped(select(Product), principal, scope.products_of_site)
+    return await _page(session, stmt, Product.id, cursor, limit)
 
 
 @router.get("/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal) -> Product:
-    return await svc.get_or_404(session, Product, product_id, "product")
+async def get_product(
+    product_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> Product:
+    return await svc.get_visible(
+        session, principal, Product, product_id, "product", scope.products_of_site
+    )
 
 
 @router.post("/packaging", status_code=status.HTTP_201_CREATED, response_model=PackagingOut)
@@ -88,17 +94,21 @@ async def create_packaging(body: PackagingIn, session: SessionDep, principal: Ed
 
 @router.get("/packaging", response_model=Page[PackagingOut])
 async def list_packaging(
-    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    return await _page(session, select(Packaging), Packaging.id, cursor, limit)
+    """Every packaging profile; a site key only those of its own site's shipments."""
+    stmt = site_scoped(select(Packaging), principal, scope.packaging_of_site)
+    return await _page(session, stmt, Packaging.id, cursor, limit)
 
 
 @router.get("/packaging/{packaging_id}", response_model=PackagingOut)
 async def get_packaging(
-    packaging_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal
+    packaging_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Packaging:
-    return await svc.get_or_404(session, Packaging, packaging_id, "packaging")
+    return await svc.get_visible(
+        session, principal, Packaging, packaging_id, "packaging", scope.packaging_of_site
+    )
 
 
 @router.post("/lanes", status_code=status.HTTP_201_CREATED, response_model=LaneOut)
@@ -108,15 +118,17 @@ async def create_lane(body: LaneIn, session: SessionDep, principal: Editor) -> L
 
 @router.get("/lanes", response_model=Page[LaneOut])
 async def list_lanes(
-    session: SessionDep, _: CurrentPrincipal, cursor: str | None = None,
+    session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    stmt = select(Lane).options(selectinload(Lane.waypoints))
-    return await _page(session, stmt, Lane.id, cursor, limit)
+    """Every lane; a site key only lanes from or to its site and those its shipments travel."""
+    stmt = site_scoped(select(Lane), principal, scope.lanes_of_site)
+    return await _page(session, stmt.options(selectinload(Lane.waypoints)), Lane.id, cursor, limit)
 
 
 @router.get("/lanes/{lane_id}", response_model=LaneOut)
-async def get_lane(lane_id: uuid.UUID, session: SessionDep, _: CurrentPrincipal) -> Lane:
+async def get_lane(lane_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Lane:
+    await svc.get_visible(session, principal, Lane, lane_id, "lane", scope.lanes_of_site)
     return await svc.get_lane(session, lane_id)
 
 

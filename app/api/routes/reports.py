@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import func
 
 from app import audit
-from app.api.deps import CurrentPrincipal, SessionDep, require_roles
+from app.api.deps import CurrentPrincipal, SessionDep, require_decision_roles, require_roles
+from app.api.disposition import content_disposition
 from app.api.routes.shipments import shipment_detail
 from app.dashboard.performance import lane_performance
 from app.errors import Conflict
@@ -25,7 +26,7 @@ from app.services import shipments as svc
 from app.services.reference import snapshot
 
 router = APIRouter(tags=["release"])
-QP = Annotated[Principal, Depends(require_roles("qp"))]
+QP = Annotated[Principal, Depends(require_decision_roles("qp"))]
 Analyst = Annotated[Principal, Depends(require_roles("coordinator", "qp"))]
 RELEASABLE = ("delivered", "received")
 
@@ -51,7 +52,7 @@ async def shipment_report(
     rendered = await asyncio.to_thread(render, loaded, format, base)
     disposition = "inline" if format == "pdf" else "attachment"
     return Response(rendered.body, media_type=rendered.media_type, headers={
-        "Content-Disposition": f'{disposition}; filename="{rendered.filename}"',
+        "Content-Disposition": content_disposition(disposition, rendered.filename),
     })
 
 

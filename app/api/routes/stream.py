@@ -34,9 +34,9 @@ def hub_of(request: Request) -> Hub:
 def visible(message: dict[str, Any], principal: Principal, shipment_id: str | None) -> bool:
     if shipment_id is not None and message.get("shipment_id") != shipment_id:
         return False
-    if principal.is_site:
-        return str(principal.site_id) in (message.get("sites") or [])
-    return True
+    if principal.sees_all_sites:
+        return True
+    return principal.own_site is not None and str(principal.own_site) in (message.get("sites") or [])
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:

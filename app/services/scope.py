@@ -1,0 +1,46 @@
+"""What a principal may see, as SQL: every site's rows, its own site's, or nothing (fails closed)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, or_, select
+
+from app.models import Lane, Packaging, Product, Shipment
+from app.security import Principal
+
+PerSite = Callable[[uuid.UUID], ColumnElement[bool]]
+
+
+def involving_site(site_id: uuid.UUID) -> ColumnElement[bool]:
+    """Shipments from or to `site_id`."""
+    return or_(Shipment.origin_site_id == site_id, Shipment.destination_site_id == site_id)
+
+
+def site_scoped(stmt: Select[Any], principal: Principal, per_site: PerSite) -> Select[Any]:
+    """`stmt` restricted by `per_site(own site)` for a site key; no rows for a principal that
+    neither sees every site nor has a site of its own (a site key without a site, an unknown role)."""
+    if principal.sees_all_sites:
+        return stmt
+    if principal.own_site is None:
+        return stmt.where(false())
+    return stmt.where(per_site(principal.own_site))
+
+
+def lanes_of_site(site: uuid.UUID) -> ColumnElement[bool]:
+    """Lanes from or to the site, and lanes its shipments travel (a shipment's sites come from
+    the lane it was registered on)."""
+    return or_(Lane.origin_site_id == site, Lane.destination_site_id == site,
+               Lane.id.in_(select(Shipment.lane_id).where(involving_site(site))))
+
+
+def products_of_site(site: uuid.UUID) -> ColumnElement[bool]:
+    """Product profiles of the site's shipments."""
+    return Product.id.in_(select(Shipment.product_id).where(involving_site(site)))
+
+
+def packaging_of_site(site: uuid.UUID) -> ColumnElement[bool]:
+    """Packaging profiles of the site's shipments."""
+    return Packaging.id.in_(select(Shipment.packaging_id).where(involving_site(site)))
