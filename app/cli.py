@@ -9,6 +9,7 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from app.runtime import RoleUnavailable, resolved, run_roles
 from app.settings import Settings, get_settings
@@ -89,7 +90,7 @@ def demo(host: Host = None, port: Port = None) -> None:
     _logging()
     settings = _settings(host, port)
     if not settings.admin_api_key:
-        settings = settings.model_copy(update={"admin_api_key": "demo-" + secrets.token_hex(12)})
+        settings = settings.model_copy(update={"admin_api_key": "demo-" + secrets.token_urlsafe(32)})
     try:
         from simulators import demo as demo_mod
     except ImportError as exc:
@@ -152,7 +153,12 @@ def audit_verify() -> None:
 
 
 def main() -> None:
-    cli(prog_name="coldchain")
+    try:
+        cli(prog_name="coldchain")
+    except ValidationError as exc:  # the environment's configuration: say what, not a traceback
+        for error in exc.errors():
+            typer.echo(f"error: configuration: {error['msg'].removeprefix('Value error, ')}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -52,9 +52,9 @@ class Forbidden(Problem):
 class RateLimited(Problem):
     status, title, type_slug = 429, "Too many requests", "rate-limited"
 
-    def __init__(self, retry_after_s: float) -> None:
+    def __init__(self, retry_after_s: float, what: str = "rate limit exceeded") -> None:
         seconds = max(1, int(retry_after_s + 0.999))
-        super().__init__(f"rate limit exceeded: retry in {seconds} s", retry_after_s=seconds)
+        super().__init__(f"{what}: retry in {seconds} s", retry_after_s=seconds)
         self.headers = {"Retry-After": str(seconds)}
 
 

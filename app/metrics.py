@@ -11,3 +11,7 @@ HTTP_DURATION = Histogram(
     "coldchain_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+AUTH_FAILURES = Counter(
+    "coldchain_auth_failures_total", "Requests with an unknown, revoked or expired key",
+    ["outcome"],  # rejected (401) or throttled (429: too many from the client's address)
+)

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The bootstrap admin key is compared as given (no hashing, no expiry): it must not be guessable.
+MIN_ADMIN_KEY_LENGTH = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COLDCHAIN_", extra="ignore")
@@ -26,6 +29,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks).
+    forwarded_allow_ips: str = ""
     db_pool_size: int = 10
     # Ingest: bounded batches flushed when input pauses.
     # Empty: one plain persistent subscription (the safe default: mosquitto 2.0 forgets shared
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     # Per API key token bucket: `burst` requests at once, refilled at `per_s`; 0 disables.
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 300
+    # Failed authentications per client address: `burst` at once, then `per_min` (then 429).
+    auth_failure_burst: int = 20
+    auth_failure_per_min: float = 10.0
     # Widest from/to window a time-range query may ask for (readings, audit).
     max_time_range_days: int = 400
 
@@ -58,6 +66,20 @@ class Settings(BaseSettings):
         value = value.strip("/")
         if not value or "+" in value or "#" in value:
             raise ValueError("topic prefix must be non-empty and contain no MQTT wildcards")
+        return value
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _check_admin_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value != value.strip():
+            raise ValueError("COLDCHAIN_ADMIN_API_KEY has leading or trailing whitespace")
+        if len(value) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"COLDCHAIN_ADMIN_API_KEY must be at least {MIN_ADMIN_KEY_LENGTH} characters "
+                "(e.g. the output of `openssl rand -base64 32`)"
+            )
         return value
 
     @field_validator("database_url")

@@ -186,7 +186,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
     try:
         await asyncio.to_thread(upgrade, url)
         long_id, fill_s = await _fill(url, args.shipments, args.extra_readings)
-        key = "bench-" + secrets.token_hex(12)
+        key = "bench-" + secrets.token_hex(16)
         port = _free_port()
         env = {**os.environ, "DATABASE_URL": url, "MQTT_URL": "mqtt://127.0.0.1:1",
                "COLDCHAIN_ADMIN_API_KEY": key, "COLDCHAIN_RATE_LIMIT_PER_S": "0"}

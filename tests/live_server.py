@@ -11,6 +11,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.main import create_app
+from app.runtime import uvicorn_config
 from app.settings import Settings
 
 
@@ -27,9 +28,9 @@ async def running(settings: Settings, engine: AsyncEngine) -> AsyncIterator[str]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, engine=engine), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="on", timeout_graceful_shutdown=2,
+    config = uvicorn_config(
+        settings, create_app(settings, engine=engine), host="127.0.0.1", port=port,
+        log_level="warning", timeout_graceful_shutdown=2,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,11 +15,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Forbidden, InvalidField, RateLimited, Unauthorized
+from app.metrics import AUTH_FAILURES
 from app.models import ApiKey, utcnow
 from app.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
 from app.services.scope import involving_site, site_scoped
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -53,17 +55,37 @@ async def get_principal(
     if credentials is None or not credentials.credentials:
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
     key = credentials.credentials
-    if settings.admin_api_key and keys_equal(key, settings.admin_api_key):
-        principal = Principal(actor="admin-bootstrap", role="admin")
-    else:
-        principal = await _principal_from_key(session, key)
+    try:
+        if settings.admin_api_key and keys_equal(key, settings.admin_api_key):
+            principal = Principal(actor="admin-bootstrap", role="admin")
+        else:
+            principal = await _principal_from_key(session, key)
+    except Unauthorized:
+        _count_failure(request)
+        raise
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        wait = limiter.acquire(str(principal.key_id or principal.actor), time.monotonic())
+        wait = limiter.acquire(str(principal.key_id or principal.actor), request.app.state.monotonic())
         if wait > 0:
             raise RateLimited(wait)
     request.state.principal = principal
     return principal
+
+
+def _count_failure(request: Request) -> None:
+    """Count a failed authentication against the client's address; 429 once it is over budget.
+
+    Only failures are counted and only failures are refused: a valid key presented from the same
+    address (a shared NAT, the same client after a typo) is served as ever.
+    """
+    failures: RateLimiter | None = getattr(request.app.state, "auth_failures", None)
+    address = request.client.host if request.client else "unknown"
+    wait = failures.acquire(address, request.app.state.monotonic()) if failures else 0.0
+    if wait > 0:
+        AUTH_FAILURES.labels("throttled").inc()
+        log.warning("failed authentications from %s over the limit: answering 429", address)
+        raise RateLimited(wait, "too many failed authentications from this address")
+    AUTH_FAILURES.labels("rejected").inc()
 
 
 async def _principal_from_key(session: AsyncSession, key: str) -> Principal:

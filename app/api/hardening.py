@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -120,11 +121,16 @@ def _with_safe_headers(scope: Scope, send: Send) -> Send:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Add the request guard (outermost), the per-key rate limiter read by `get_principal`, and
-    the problem+json schema in OpenAPI."""
+    """Add the request guard (outermost), the limiters read by `get_principal` (requests per key,
+    failed authentications per client address) and the problem+json schema in OpenAPI."""
     problems.install(app)
     app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
     app.state.rate_limiter = (
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         if settings.rate_limit_per_s > 0 else None
     )
+    app.state.auth_failures = (
+        RateLimiter(settings.auth_failure_per_min / 60, settings.auth_failure_burst)
+        if settings.auth_failure_per_min > 0 else None
+    )
+    app.state.monotonic = time.monotonic  # the limiters' clock (tests move it)
