@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 KEY_PREFIX = "cc"
 # Roles that see every site's shipments; any other role sees only what its own site allows.
@@ -21,6 +22,7 @@ class Principal:
     role: str
     site_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_site(self) -> bool:

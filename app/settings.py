@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Failed authentications per client address: `burst` at once, then `per_min` (then 429).
     auth_failure_burst: int = 20
     auth_failure_per_min: float = 10.0
+    # The event stream re-checks its key this often (at most 30 s) and closes once it is revoked
+    # or expired; an expiry time also closes it on the dot.
+    stream_recheck_s: float = Field(default=30.0, gt=0, le=30)
     # Widest from/to window a time-range query may ask for (readings, audit).
     max_time_range_days: int = 400
 

@@ -101,7 +101,23 @@ async def _principal_from_key(session: AsyncSession, key: str) -> Principal:
         raise Unauthorized("the API key is unknown, revoked or expired")
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
         row.last_used_at = now
-    return Principal(actor=f"key:{row.prefix}", role=row.role, site_id=row.site_id, key_id=row.id)
+    return Principal(actor=f"key:{row.prefix}", role=row.role, site_id=row.site_id, key_id=row.id,
+                     expires_at=row.expires_at)
+
+
+async def why_no_longer_valid(session: AsyncSession, principal: Principal) -> str | None:
+    """Why a principal admitted earlier may no longer act (its key revoked, expired or gone),
+    or None while it still may; long-lived requests (the event stream) ask again."""
+    if principal.key_id is None:
+        return None  # the bootstrap admin key: valid for the life of the process
+    row = await session.get(ApiKey, principal.key_id, populate_existing=True)
+    if row is None:
+        return "the API key no longer exists"
+    if row.revoked_at is not None:
+        return "the API key was revoked"
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return "the API key expired"
+    return None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -141,3 +142,71 @@ async def test_stream_requires_a_key(live: str) -> None:
         response = await http.get("/api/v1/stream")
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.fixture
+async def live_recheck(settings: Settings, engine: AsyncEngine, db: AsyncSession
+                       ) -> AsyncIterator[str]:
+    """A live server whose streams re-check their key every 0.3 s (30 s in production)."""
+    async with running(settings.model_copy(update={"stream_recheck_s": 0.3}), engine) as url:
+        yield url
+
+
+async def _key(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/api-keys", json={"name": "stream test", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_revoked_or_expired_key_loses_the_stream(
+    client: httpx.AsyncClient, db: AsyncSession, live_recheck: str
+) -> None:
+    from app.models import utcnow
+
+    revoked = await _key(client, role="coordinator")
+    expiring = await _key(client, role="qp", expires_at=(utcnow() + timedelta(seconds=2)).isoformat())
+    async with httpx.AsyncClient(base_url=live_recheck, timeout=10) as http:
+        listeners = {name: Listener(http, key) for name, key in (
+            ("revoked", revoked["key"]), ("expiring", expiring["key"]), ("admin", ADMIN_KEY))}
+        try:
+            for listener in listeners.values():
+                assert (await listener.next("ready"))["listening"] is True
+            await asyncio.sleep(1.0)  # several re-checks pass while the keys are valid
+            assert not any(listener.task.done() for listener in listeners.values())
+            deleted = await client.delete(f"/api/v1/api-keys/{revoked['id']}")
+            assert deleted.status_code in (200, 204), deleted.text
+            ended = await listeners["revoked"].next("unauthorized", wait_s=5)
+            assert ended["reason"] == "the API key was revoked"
+            await asyncio.wait_for(listeners["revoked"].task, 5)  # the server closed the stream
+            ended = await listeners["expiring"].next("unauthorized", wait_s=5)
+            assert ended["reason"] == "the API key expired"
+            await asyncio.wait_for(listeners["expiring"].task, 5)
+            # The bootstrap admin's stream goes on and still gets events.
+            await w.fleet(client, ["SHP-AFTER"])
+            assert (await listeners["admin"].next("shipment"))["reference"] == "SHP-AFTER"
+            for gone in (revoked, expiring):
+                again = await http.get("/api/v1/stream", headers=bearer(gone["key"]))
+                assert again.status_code == 401
+        finally:
+            for listener in listeners.values():
+                await listener.close()
+
+
+async def test_a_stream_whose_key_cannot_be_checked_again_closes(settings: Settings) -> None:
+    from app.api.routes.stream import _events
+    from app.dashboard.hub import Hub
+    from app.db import plain_url
+    from app.security import Principal
+
+    async def database_down() -> str | None:
+        raise OSError("connection refused")
+
+    hub = Hub(plain_url(settings.database_url or ""))
+    principal = Principal(actor="key:0a1b2c3d", role="coordinator", key_id=uuid.uuid4())
+    async def collect() -> list[bytes]:
+        return [c async for c in _events(hub, principal, None, 0.1, database_down, 0.2)]
+
+    chunks = await asyncio.wait_for(collect(), 10)
+    assert chunks[-1].startswith(b"event: unauthorized\ndata: ")
+    assert b"could not be checked again" in chunks[-1]
+    assert b": keep-alive\n\n" in chunks  # heartbeats went out while waiting for the check

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.deps import CurrentPrincipal
+from app.api.deps import CurrentPrincipal, why_no_longer_valid
 from app.dashboard.hub import RESET, Hub
 from app.db import plain_url
+from app.models import utcnow
 from app.security import Principal
+from app.settings import Settings
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 HEARTBEAT_S = 15.0
 RETRY_MS = 3000
@@ -44,31 +51,67 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
+Recheck = Callable[[], Awaitable[str | None]]
+
+
+def _expiry_deadline(principal: Principal) -> float:
+    """The key's expiry on the monotonic clock (inf when it never expires)."""
+    if principal.expires_at is None:
+        return math.inf
+    return time.monotonic() + (principal.expires_at - utcnow()).total_seconds()
+
+
 async def _events(
-    hub: Hub, principal: Principal, shipment_id: str | None, heartbeat_s: float
+    hub: Hub, principal: Principal, shipment_id: str | None, heartbeat_s: float,
+    recheck: Recheck, recheck_s: float,
 ) -> AsyncIterator[bytes]:
+    """The stream; its key is asked again every `recheck_s` (and at its expiry): once it is
+    revoked or expired the client gets `unauthorized` and the stream ends."""
+    expires = _expiry_deadline(principal)
     async with hub.subscribe() as sub:
         yield f"retry: {RETRY_MS}\n\n".encode()
         # If the listener cannot connect yet it keeps retrying; the client gets `reset` then.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hub.listening.wait(), timeout=5.0)
         yield sse("ready", {"listening": hub.listening.is_set()})
+        last_sent = time.monotonic()
+        next_check = last_sent + recheck_s
         while True:
+            now = time.monotonic()
+            if now >= expires or now >= next_check:
+                reason = "the API key expired" if now >= expires else await _ask(recheck)
+                if reason is not None:
+                    yield sse("unauthorized", {"reason": reason})
+                    return
+                next_check = time.monotonic() + recheck_s
             if sub.overflowed:
                 yield sse("reset", {"reason": "the client fell behind"})
                 return
+            wait = min(next_check, expires, last_sent + heartbeat_s) - time.monotonic()
             try:
-                event_id, message = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
+                event_id, message = await asyncio.wait_for(sub.queue.get(), max(wait, 0.0))
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                if time.monotonic() >= last_sent + heartbeat_s:
+                    yield b": keep-alive\n\n"
+                    last_sent = time.monotonic()
                 continue
             if message is RESET:
                 yield sse("reset", {"reason": "live updates were interrupted"}, event_id)
+            elif visible(message, principal, shipment_id):
+                payload = {k: v for k, v in message.items() if k != "sites"}
+                yield sse(str(message.get("type", "message")), payload, event_id)
+            else:
                 continue
-            if not visible(message, principal, shipment_id):
-                continue
-            payload = {k: v for k, v in message.items() if k != "sites"}
-            yield sse(str(message.get("type", "message")), payload, event_id)
+            last_sent = time.monotonic()
+
+
+async def _ask(recheck: Recheck) -> str | None:
+    """The re-check; a database that cannot answer closes the stream too (fails closed)."""
+    try:
+        return await recheck()
+    except (OSError, SQLAlchemyError) as exc:
+        log.warning("stream: cannot re-check the key (%s); closing the stream", exc)
+        return "the API key could not be checked again"
 
 
 @router.get(
@@ -77,7 +120,9 @@ async def _events(
     responses={200: {"content": {"text/event-stream": {}}, "description": (
         "Events `alert` (a transition: opened, updated, escalated, acknowledged, resolved), "
         "`shipment` (created, status or maintained state changed), `reset` (refetch: updates "
-        "were missed) and `ready`; a comment line every 15 s keeps the connection alive."
+        "were missed) and `ready`; a comment line every 15 s keeps the connection alive. The key "
+        "is checked again at least every 30 s and at its expiry: a revoked or expired key gets "
+        "`unauthorized` and the stream ends."
     )}},
 )
 async def stream(
@@ -85,8 +130,16 @@ async def stream(
     shipment_id: Annotated[uuid.UUID | None, Query(description="only this shipment")] = None,
 ) -> StreamingResponse:
     hub = hub_of(request)
+    sessions = request.app.state.sessionmaker
+
+    async def recheck() -> str | None:
+        async with sessions() as session:
+            return await why_no_longer_valid(session, principal)
+
+    settings: Settings = request.app.state.settings
     return StreamingResponse(
-        _events(hub, principal, str(shipment_id) if shipment_id else None, HEARTBEAT_S),
+        _events(hub, principal, str(shipment_id) if shipment_id else None, HEARTBEAT_S,
+                recheck, settings.stream_recheck_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

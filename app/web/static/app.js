@@ -436,6 +436,7 @@ function debounce(name, fn, ms = 600) {
 
 function onEvent(type, msg) {
   if (type === "ready") { setLive(true); return; }
+  if (type === "unauthorized") { signOut(msg.reason); return; }
   if (type === "reset") {
     if (state.view === "fleet") debounce("fleet", () => loadFleet());
     if (state.view === "shipment") debounce("shipment", () => loadShipment(state.shipmentId));
@@ -456,6 +457,7 @@ async function connectStream() {
   state.stream = ctrl;
   try {
     const res = await fetch(`${API}/stream`, { headers: { Authorization: `Bearer ${state.key}` }, signal: ctrl.signal });
+    if (res.status === 401) signOut("The API key was not accepted.");
     if (!res.ok) throw new Error(`stream: HTTP ${res.status}`);
     state.backoff = 1000;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
