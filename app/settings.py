@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     ingest_batch_max: int = 5000
     ingest_batch_wait_ms: int = 50
     ingest_queue_max: int = 20000
+    # Longest a batch's statement may take (lock waits included) before the write is retried on
+    # a new connection: a hung database must not hold the batch, and its acks, forever.
+    ingest_statement_timeout_s: float = Field(default=30.0, gt=0)
     # Standalone `coldchain ingest`: serve /metrics on this port (`coldchain up` has the API's).
     ingest_metrics_port: int | None = None
     # Evaluation and delivery loops.

@@ -36,6 +36,7 @@ TEMPERATURE_OUT_OF_RANGE = "temperature_out_of_range"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 TS_INVALID = "ts_invalid"
 TS_IN_FUTURE = "ts_in_future"
+RELATIVE_TIME = senml.RELATIVE_TIME
 INVALID_TOPIC = "invalid_topic"
 INVALID_STATUS = "invalid_status"
 UNKNOWN_LOGGER = "unknown_logger"
@@ -44,7 +45,8 @@ STORAGE_ERROR = "storage_error"
 REASONS = (
     PAYLOAD_TOO_LARGE, MALFORMED_JSON, INVALID_STRUCTURE, BATCH_TOO_LARGE, MISSING_FIELD,
     INVALID_FIELD, NON_FINITE, TEMPERATURE_OUT_OF_RANGE, COORDINATES_OUT_OF_RANGE, TS_INVALID,
-    TS_IN_FUTURE, INVALID_TOPIC, INVALID_STATUS, UNKNOWN_LOGGER, DUPLICATE_CONFLICT, STORAGE_ERROR,
+    TS_IN_FUTURE, RELATIVE_TIME, INVALID_TOPIC, INVALID_STATUS, UNKNOWN_LOGGER, DUPLICATE_CONFLICT,
+    STORAGE_ERROR,
 )
 
 
@@ -139,7 +141,7 @@ def parse_message(payload: bytes, received_at: datetime) -> Reading | Parsed:
             return _whole(INVALID_STRUCTURE, "'readings' must be a list of reading objects")
         return _judge_all(batch, max_ts)
     if type(doc) is list:
-        pack = senml.to_readings(doc, received_at)
+        pack = senml.to_readings(doc)
         if isinstance(pack, tuple):
             return _whole(*pack)
         return _judge_all(pack.items, max_ts, pack.problems)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 INVALID_STRUCTURE = "invalid_structure"
 INVALID_FIELD = "invalid_field"
+RELATIVE_TIME = "relative_time"
 STANDARD_GRAVITY = 9.80665
-# RFC 8428 §4.5.3: a resolved time below 2**28 s is relative to now.
+# RFC 8428 §4.5.3: a resolved time below 2**28 s is relative to "now". The only "now" a worker
+# knows is the delivery time, which differs on every redelivery (the same message would store
+# its reading again at another ts) and after any wait in the broker: such records are
+# quarantined, never resolved. An absolute base time (bt) makes every offset from it absolute.
 RELATIVE_TIME_LIMIT = 2.0**28
 MAX_RECORDS = 200_000
 
@@ -47,14 +50,17 @@ def _number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
-def to_readings(records: list[Any], received_at: datetime) -> Pack | Problem:
-    """Resolve base fields and times; a malformed pack as a whole is a (reason, detail)."""
+def to_readings(records: list[Any]) -> Pack | Problem:
+    """Resolve base fields and times; a malformed pack as a whole is a (reason, detail).
+
+    Records at a relative time become readings whose problem is `relative_time` (grouped by
+    that time, so a reading's fields are quarantined together), never readings at a guessed ts.
+    """
     if len(records) > MAX_RECORDS:
         return "batch_too_large", f"{len(records)} SenML records, the limit is {MAX_RECORDS}"
     pack = Pack()
-    by_time: dict[float, int] = {}
-    base_name, base_time, base_unit, base_value = "", 0.0, None, 0.0
-    now = received_at.timestamp()
+    by_time: dict[float | tuple[str, float], int] = {}
+    base_name, base_time, base_unit, base_value = "", 0, None, 0.0  # an int keeps "t": -60 as sent
     for position, record in enumerate(records):
         if type(record) is not dict:
             return INVALID_STRUCTURE, f"SenML record {position} is not an object"
@@ -74,13 +80,16 @@ def to_readings(records: list[Any], received_at: datetime) -> Pack | Problem:
         when = base_time + offset
         if not math.isfinite(when):
             return INVALID_STRUCTURE, f"SenML record {position} has a non-finite time"
-        if when < RELATIVE_TIME_LIMIT:
-            when += now
-        key = round(when, 6)
+        relative = when < RELATIVE_TIME_LIMIT
+        key: float | tuple[str, float] = ("relative", when) if relative else round(when, 6)
         slot = by_time.get(key)
         if slot is None:
             slot = by_time[key] = len(pack.items)
-            pack.items.append({"ts": key})
+            pack.items.append({"t": when} if relative else {"ts": key})
+            if relative:
+                pack.problems[slot] = (RELATIVE_TIME, (
+                    f"SenML time {when:g} s is relative (below 2^28 s): it would be resolved against "
+                    "the delivery time, which changes on every redelivery; send an absolute bt"))
         problem = _apply(pack.items[slot], record, base_name + name, base_unit, base_value)
         if problem is not None and slot not in pack.problems:
             pack.problems[slot] = problem

@@ -73,8 +73,8 @@ async def run(
         settings.mqtt_url, client_id=client_id(settings), topics=topic_filters(settings.topic_prefix),
         group=settings.ingest_group or None, queue_max=settings.ingest_queue_max,
     )
-    writers = [Writer(plain_url(settings.database_url), settings.topic_prefix)
-               for _ in range(WRITERS)]
+    writers = [Writer(plain_url(settings.database_url), settings.topic_prefix,
+                      timeout_s=settings.ingest_statement_timeout_s) for _ in range(WRITERS)]
     assembler = Assembler(settings.topic_prefix)
     handoff: asyncio.Queue[PreparedBatch | None] = asyncio.Queue(maxsize=1)
     closing = asyncio.Event()

@@ -93,12 +93,16 @@ ON CONFLICT (dedup_key) DO NOTHING
 RETURNING reason
 """
 
-# FOR UPDATE (not NO KEY UPDATE) conflicts with the FOR KEY SHARE lock that registering a shipment
-# takes on its loggers: either the registration commits first and the re-link below sees it, or it
-# waits for this batch to commit and its own back-fill UPDATE sees these readings.
+# Taken before the readings are linked, and held to the commit: whatever changes a logger's
+# assignments locks the same rows, so it either commits first (the INSERT below, a later
+# statement, links by the new assignments) or waits for this batch and then sees its readings.
+# Shipment receipt takes FOR UPDATE on them before ending the assignments (and unlinking what
+# lies after); registering a shipment takes FOR KEY SHARE through its shipment_loggers foreign
+# key, which FOR UPDATE (not NO KEY UPDATE) conflicts with.
 LOCK_LOGGERS = "SELECT id FROM loggers WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 
-# Unlinked new readings of loggers that have assignments: usually none (the INSERT linked them).
+# Unlinked new readings of loggers that have assignments: none while every change of assignments
+# takes the loggers' locks (above); kept as the safety net for one that does not.
 UNLINKED = """
 SELECT i.logger_id, min(i.ts), max(i.ts) FROM ingest_inserted i
 WHERE i.shipment_id IS NULL
@@ -140,7 +144,8 @@ WHERE l.id = s.id AND (l.status_at IS NULL OR l.status_at <= s.at)
 
 # Sequence gaps: numbers skipped while a logger's device time advances, minus late readings that
 # fill them (store-and-forward, or a stream split across workers). Runs under the loggers lock, so
-# the values read here are the latest committed ones.
+# the values read here are the latest committed ones. `seq` goes up to 2^63-1 (bigint): `seq - prev`
+# of two non-negative bigints cannot overflow where `prev + 1` would, and the sum is numeric.
 UPDATE_LOGGERS = """
 WITH seen AS (
     SELECT logger_id, max(received_at) AS received_at FROM ingest_stage GROUP BY logger_id
@@ -153,7 +158,7 @@ WITH seen AS (
     WINDOW w AS (PARTITION BY logger_id ORDER BY ts)
 ), seqs AS (
     SELECT logger_id, (array_agg(seq ORDER BY ts DESC))[1] AS newest_seq,
-           COALESCE(sum(seq - prev - 1) FILTER (WHERE seq > prev + 1), 0) AS skipped
+           COALESCE(sum(seq - prev - 1) FILTER (WHERE seq - prev > 1), 0) AS skipped
     FROM adv GROUP BY logger_id
 ), times AS (
     SELECT logger_id, max(ts) FILTER (WHERE old_ts IS NULL OR ts > old_ts) AS newest_ts,
@@ -163,7 +168,7 @@ WITH seen AS (
 UPDATE loggers l SET
     last_received_at = GREATEST(l.last_received_at, seen.received_at),
     last_reading_ts = GREATEST(l.last_reading_ts, times.newest_ts),
-    last_seq = CASE WHEN seqs.newest_seq <= 2147483647 THEN seqs.newest_seq::int ELSE l.last_seq END,
+    last_seq = COALESCE(seqs.newest_seq, l.last_seq),
     seq_gaps = LEAST(GREATEST(l.seq_gaps + COALESCE(seqs.skipped, 0) - COALESCE(times.filled, 0), 0),
                      2147483647)
 FROM seen LEFT JOIN times USING (logger_id) LEFT JOIN seqs USING (logger_id)
@@ -187,21 +192,34 @@ class BatchResult:
 
 
 class Writer:
-    """Owns one asyncpg connection (re-made after a failure) and writes prepared batches."""
+    """Owns one asyncpg connection (re-made after a failure) and writes prepared batches.
 
-    def __init__(self, dsn: str, prefix: str) -> None:
+    Every statement is bounded by `timeout_s`: on the server (statement_timeout, lock waits
+    included) and on the client (command_timeout, a little later: a server or network that no
+    longer answers at all cannot deliver its own timeout). A hung database then fails the write,
+    which is retried on a new connection, instead of holding the batch and its acks forever.
+    """
+
+    def __init__(self, dsn: str, prefix: str, *, timeout_s: float = 30.0) -> None:
         self._dsn = dsn
         self._topic_head = f"{prefix}/loggers/"
+        self._timeout_s = timeout_s
         self._conn: asyncpg.Connection | None = None
         self._known: set[str] = set()
 
     async def connect(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
             return
+        limit_ms = str(max(int(self._timeout_s * 1000), 1))
         # JIT compiles a large batch's statements for ~60 ms and never pays back here (measured).
-        conn = await asyncpg.connect(self._dsn, server_settings={
-            "timezone": "UTC", "application_name": "coldchain-ingest", "jit": "off",
-        })
+        conn = await asyncpg.connect(
+            self._dsn, timeout=self._timeout_s, command_timeout=self._timeout_s + 1.0,
+            server_settings={
+                "timezone": "UTC", "application_name": "coldchain-ingest", "jit": "off",
+                "statement_timeout": limit_ms,
+                # A frozen worker must not keep the loggers' row locks (shipment receipt waits on them).
+                "idle_in_transaction_session_timeout": limit_ms,
+            })
         try:
             await conn.execute(SETUP)
         except BaseException:
@@ -234,6 +252,8 @@ class Writer:
                 if unknown - found:
                     batch.drop_unknown(unknown - found)
                     result.readings = batch.readings
+            if batch.loggers:
+                await conn.execute(LOCK_LOGGERS, sorted(batch.loggers))
             rejections = batch.rejections
             if batch.rows:
                 await conn.copy_records_to_table("ingest_stage", records=batch.rows, columns=STAGE_COLUMNS)
@@ -247,7 +267,6 @@ class Writer:
                 columns = [list(col) for col in zip(*rejections, strict=True)]
                 result.rejected.update(r[0] for r in await conn.fetch(INSERT_REJECTIONS, *columns))
             if batch.loggers:
-                await conn.execute(LOCK_LOGGERS, sorted(batch.loggers))
                 if result.stored:
                     unlinked = await conn.fetch(UNLINKED)
                     if unlinked:

@@ -123,7 +123,11 @@ async def get_visible_shipment(
     """The shipment, or 404 — also when a site may not see it (its existence is not leaked)."""
     stmt = select(Shipment).where(Shipment.id == shipment_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        # NO KEY UPDATE: serialises changes of the shipment without blocking foreign-key checks
+        # (KEY SHARE) of rows that reference it. An ingest batch that holds its loggers' locks
+        # enqueues this shipment's evaluation; a receipt waiting for those loggers (below) must
+        # not block it, or the two would deadlock.
+        stmt = stmt.with_for_update(key_share=True)
     shipment = await session.scalar(stmt)
     if shipment is None or not principal.sees(shipment.origin_site_id, shipment.destination_site_id):
         raise NotFound("shipment", shipment_id)
@@ -169,6 +173,18 @@ async def add_event(
 async def _end_logger_assignments(
     session: AsyncSession, shipment_id: uuid.UUID, until: datetime
 ) -> None:
+    # Ingest batches lock their loggers' rows before linking readings (ingest/writer.py): with the
+    # same locks held here, a batch in flight either commits first (its readings after `until`
+    # are unlinked below) or waits and links by the ended assignment.
+    await session.execute(
+        select(Logger.id)
+        .where(Logger.id.in_(
+            select(ShipmentLogger.logger_id).where(
+                ShipmentLogger.shipment_id == shipment_id, ShipmentLogger.assigned_until.is_(None))
+        ))
+        .order_by(Logger.id)
+        .with_for_update()
+    )
     await session.execute(
         update(ShipmentLogger)
         .where(ShipmentLogger.shipment_id == shipment_id, ShipmentLogger.assigned_until.is_(None))

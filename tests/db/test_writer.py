@@ -173,6 +173,18 @@ async def test_logger_status_last_seen_and_sequence_gaps(
     assert (logger["last_seq"], logger["seq_gaps"], logger["status"]) == (9, 4, "offline")
 
 
+async def test_sequence_numbers_up_to_two_to_the_63_minus_one(
+    writer: Writer, conn: asyncpg.Connection
+) -> None:
+    await add_loggers(conn, "L1")
+    top = 2**63 - 1
+    await writer.write(batch(msg("L1", {"readings": [reading(1, seq=0), reading(2, seq=top)]})))
+    await writer.write(batch(msg("L1", reading(3, seq=top)), msg("L1", reading(4, seq=1))))
+    assert [r[0] for r in await conn.fetch("SELECT seq FROM readings ORDER BY ts")] == [0, top, top, 1]
+    logger = await conn.fetchrow("SELECT last_seq, seq_gaps FROM loggers")
+    assert (logger["last_seq"], logger["seq_gaps"]) == (1, 2**31 - 1)  # 2^63 - 2 skipped: capped
+
+
 async def test_a_stream_split_across_batches_counts_no_false_gaps(
     writer: Writer, conn: asyncpg.Connection
 ) -> None:

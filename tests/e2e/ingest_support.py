@@ -7,16 +7,24 @@ import secrets
 import subprocess
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from app.db import plain_url
+from app.settings import Settings
+from ingest import worker
+from ingest.batch import PreparedBatch
 from ingest.wire import BrokerAddress
+from ingest.writer import BatchResult
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 MOSQUITTO_PUB_CHUNK = 50_000  # mosquitto_pub -l silently stops after ~65 k lines (PITFALLS)
@@ -117,3 +125,72 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(interval)
+
+
+@dataclass
+class Ingest:
+    """An in-process ingest worker under a topic prefix of its own, and what it committed."""
+
+    settings: Settings
+    conn: asyncpg.Connection
+    results: list[BatchResult] = field(default_factory=list)
+
+    def topic(self, logger_id: str, kind: str = "telemetry") -> str:
+        return f"{self.settings.topic_prefix}/loggers/{logger_id}/{kind}"
+
+    async def count(self, sql: str, *args: Any) -> int:
+        return int(await self.conn.fetchval(sql, *args))
+
+    def messages(self) -> int:
+        return sum(r.messages for r in self.results)
+
+    async def publish(self, items: list[tuple[str, bytes]], *, retain: bool = False) -> None:
+        def send() -> None:
+            publisher = Publisher(self.settings.mqtt_url or "")
+            try:
+                for topic, body in items:
+                    publisher.publish(topic, body, retain=retain)
+            finally:
+                publisher.close()
+
+        await asyncio.to_thread(send)
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Ingest]:
+    """`worker.run` on the test servers until the block ends; its broker session is then ended."""
+    live = settings.model_copy(update={
+        "topic_prefix": f"{settings.topic_prefix}/{secrets.token_hex(3)}",
+        "ingest_batch_wait_ms": 20, **overrides,
+    })
+    conn = await asyncpg.connect(plain_url(live.database_url or ""))
+    run = Ingest(live, conn)
+    stop, ready = asyncio.Event(), asyncio.Event()
+
+    def on_commit(result: BatchResult, _batch: PreparedBatch) -> None:
+        run.results.append(result)
+
+    task = asyncio.create_task(worker.run(live, stop, on_commit=on_commit, ready=ready))
+    await asyncio.wait_for(ready.wait(), 20)
+    try:
+        yield run
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20 + 2 * live.ingest_statement_timeout_s)
+        await conn.close()
+        await asyncio.to_thread(forget_session, live.mqtt_url or "", worker.client_id(live))
+
+
+async def register(run: Ingest, *ids: str) -> None:
+    await run.conn.executemany(
+        "INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps) VALUES ($1, 300, 'unknown', 0)",
+        [(i,) for i in ids],
+    )
+
+
+async def settle(run: Ingest, messages: int, *, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Wait until the worker has committed `messages` messages."""
+    async def done() -> bool:
+        return run.messages() >= messages
+
+    assert await eventually(done, timeout=timeout), f"{run.messages()} of {messages} messages processed"

@@ -2,96 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
 from app.settings import Settings
 from ingest import payload as p
-from ingest import worker
-from ingest.batch import PreparedBatch
-from ingest.writer import BatchResult
+from ingest.batch import Delivery
+from ingest.mqtt import MqttSource
 from tests import factories as f
-from tests.e2e.ingest_support import BASE, Publisher, eventually, forget_session, reading_json
-
-
-@dataclass
-class Ingest:
-    settings: Settings
-    conn: asyncpg.Connection
-    results: list[BatchResult] = field(default_factory=list)
-
-    def topic(self, logger_id: str, kind: str = "telemetry") -> str:
-        return f"{self.settings.topic_prefix}/loggers/{logger_id}/{kind}"
-
-    async def count(self, sql: str, *args: Any) -> int:
-        return int(await self.conn.fetchval(sql, *args))
-
-    def messages(self) -> int:
-        return sum(r.messages for r in self.results)
-
-    async def publish(self, items: list[tuple[str, bytes]], *, retain: bool = False) -> None:
-        def send() -> None:
-            publisher = Publisher(self.settings.mqtt_url or "")
-            try:
-                for topic, body in items:
-                    publisher.publish(topic, body, retain=retain)
-            finally:
-                publisher.close()
-
-        await asyncio.to_thread(send)
+from tests.e2e.ingest_support import BASE, Ingest, reading_json, register, running_worker, settle
 
 
 @pytest.fixture
 async def ingest(settings: Settings, db: AsyncSession) -> AsyncIterator[Ingest]:
-    live = settings.model_copy(update={
-        "topic_prefix": f"{settings.topic_prefix}/{secrets.token_hex(3)}",
-        "ingest_batch_wait_ms": 20,
-    })
-    conn = await asyncpg.connect(plain_url(live.database_url or ""))
-    run = Ingest(live, conn)
-    stop, ready = asyncio.Event(), asyncio.Event()
-
-    def on_commit(result: BatchResult, _batch: PreparedBatch) -> None:
-        run.results.append(result)
-
-    task = asyncio.create_task(worker.run(live, stop, on_commit=on_commit, ready=ready))
-    await asyncio.wait_for(ready.wait(), 20)
-    try:
+    async with running_worker(settings) as run:
         yield run
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-        await conn.close()
-        await asyncio.to_thread(forget_session, live.mqtt_url or "", worker.client_id(live))
-
-
-async def register(run: Ingest, *ids: str) -> None:
-    await run.conn.executemany(
-        "INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps) VALUES ($1, 300, 'unknown', 0)",
-        [(i,) for i in ids],
-    )
-
-
-async def settle(run: Ingest, messages: int) -> None:
-    """Wait until the worker has committed `messages` messages."""
-    async def done() -> bool:
-        return run.messages() >= messages
-
-    assert await eventually(done), f"{run.messages()} of {messages} messages processed"
 
 
 async def test_the_same_reading_delivered_many_times_is_stored_once(ingest: Ingest) -> None:
@@ -203,6 +137,53 @@ async def test_senml_pack_is_accepted(ingest: Ingest) -> None:
     rows = await ingest.conn.fetch("SELECT ts, temp_c, lat, lon FROM readings ORDER BY ts")
     assert [tuple(r) for r in rows] == [(BASE, -75.5, 50.03, 8.57),
                                        (BASE + timedelta(minutes=5), -75.0, None, None)]
+
+
+async def test_redelivered_senml_gives_one_reading_or_one_quarantine_never_two(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after the commit, before the PUBACKs: the broker redelivers."""
+    await register(ingest, "L1")
+    relative = orjson.dumps([{"bn": "urn:dev:L1:", "n": "temp", "u": "Cel", "v": 5.0, "t": -60}])
+    absolute = orjson.dumps([{"bt": BASE.timestamp(), "n": "temp", "u": "Cel", "v": 6.0, "t": -60}])
+    dropped: list[int] = []
+    ack = MqttSource.ack
+
+    def drop_first_ack(source: MqttSource, deliveries: list[Delivery]) -> int:
+        if not dropped:
+            dropped.append(len(deliveries))
+            source._abort()  # the connection is lost before the acknowledgements leave
+            return 0
+        return ack(source, deliveries)
+
+    monkeypatch.setattr(MqttSource, "ack", drop_first_ack)
+    await ingest.publish([(ingest.topic("L1"), relative), (ingest.topic("L1"), absolute)])
+    await settle(ingest, 2 + 2)  # committed once, redelivered, committed again
+    assert dropped == [2]
+    rows = await ingest.conn.fetch("SELECT ts, temp_c FROM readings")
+    assert [tuple(r) for r in rows] == [(BASE - timedelta(seconds=60), 6.0)]
+    rejected = await ingest.conn.fetch("SELECT reason, reading_index, payload FROM ingest_rejections")
+    assert [tuple(r) for r in rejected] == [
+        (p.RELATIVE_TIME, 0, b'{"t": -60, "temp_c": 5.0}')]
+    assert [(r.stored, r.duplicates, sum(r.rejected.values())) for r in ingest.results] == [
+        (1, 0, 1), (0, 1, 0)]
+
+
+async def test_seq_up_to_two_to_the_63_minus_one_is_stored(ingest: Ingest) -> None:
+    await register(ingest, "L1")
+    top = 2**63 - 1
+    stamp = [(BASE + timedelta(seconds=i)).isoformat() for i in range(4)]
+    wrapped = [{"ts": stamp[0], "temp_c": 4, "seq": top - 1}, {"ts": stamp[1], "temp_c": 4, "seq": top},
+               {"ts": stamp[2], "temp_c": 4, "seq": 0}]  # the counter wrapped
+    await ingest.publish([(ingest.topic("L1"), orjson.dumps({"readings": wrapped}))])
+    await settle(ingest, 1)
+    await ingest.publish([(ingest.topic("L1"), orjson.dumps({"ts": stamp[3], "temp_c": 4, "seq": top}))])
+    await settle(ingest, 2)
+    assert [r["seq"] for r in await ingest.conn.fetch("SELECT seq FROM readings ORDER BY ts")] == [
+        top - 1, top, 0, top]
+    assert await ingest.count("SELECT count(*) FROM ingest_rejections") == 0
+    logger = await ingest.conn.fetchrow("SELECT last_seq, seq_gaps FROM loggers")
+    assert (logger["last_seq"], logger["seq_gaps"]) == (top, 2**31 - 1)  # 0 → 2^63-1: capped
 
 
 async def test_status_topic_and_last_seen(ingest: Ingest) -> None:
