@@ -197,7 +197,7 @@ def judge(
     evaluation = evaluate(bundle.spec, states, bundle.received, memo, now, phase=phase)
     plan = reconcile(
         evaluation.conditions, [alert_view(a) for a in alerts.values()], now,
-        clear_s=config.clear_s, escalation_after_s=config.escalation_after_s,
+        clear_s=bundle.spec.clear_s, escalation_after_s=config.escalation_after_s,
     )
     return evaluation, plan
 

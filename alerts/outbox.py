@@ -21,8 +21,9 @@ _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _CHUNK = 5000
 _ALERT_FIELDS = (
     "id", "shipment_id", "kind", "severity", "state", "opened_at", "condition_since", "retroactive",
-    "resolved_at", "message", "details", "last_evidence_at", "escalated_at", "acknowledged_at",
-    "acknowledged_by", "ack_comment", "resolved_by", "resolution",
+    "resolved_at", "message", "details", "peak_c", "occurrences", "last_evidence_at",
+    "severity_since", "reopened_at", "escalated_at", "acknowledged_at", "acknowledged_by",
+    "ack_comment", "resolved_by", "resolution",
 )
 
 

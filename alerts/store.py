@@ -131,6 +131,7 @@ def alert_view(a: Alert) -> AlertView:
         condition_since=a.condition_since, opened_at=a.opened_at, retroactive=a.retroactive,
         last_evidence_at=a.last_evidence_at, severity_since=a.severity_since,
         escalated_at=a.escalated_at, occurrences=a.occurrences, details=dict(a.details or {}),
+        reopened_at=a.reopened_at,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,8 @@ from alerts.rules.model import (
     TEMPERATURE_CRITICAL,
     TEMPERATURE_HIGH,
     TEMPERATURE_LOW,
+    ProductProfile,
+    peak_score,
 )
 from alerts.rules.state import Episode
 from alerts.rules.timeutil import from_us, opt_from_us
@@ -41,7 +43,8 @@ class Condition:
     """One episode of one condition on the shipment, as the alert lifecycle sees it.
 
     `start` is device time (the alert's `condition_since`); `cleared` means the condition has
-    been gone for the clear time (or the shipment was delivered after it ended).
+    been gone for the clear time (or the shipment was delivered after it ended). `peak_rank`
+    orders peaks of one kind: higher is worse, in the direction of the breach.
     """
 
     kind: str
@@ -54,6 +57,7 @@ class Condition:
     count: int = 1
     loggers: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    peak_rank: float | None = None
 
 
 def merge_logger_episodes(
@@ -62,7 +66,7 @@ def merge_logger_episodes(
     clear_us: int,
     *,
     delivered: bool,
-    pick: Callable[[float, float], float] = max,
+    product: ProductProfile,
 ) -> tuple[Condition, ...]:
     """Union of the loggers' episodes: overlapping or closer than the clear time → one."""
     ordered = sorted(per_logger, key=lambda item: (item[1].start, item[0]))
@@ -75,22 +79,20 @@ def merge_logger_episodes(
         else:
             groups.append([(logger_id, ep)])
             reach = ep.end
-    return tuple(_condition(kind, g, delivered, pick) for g in groups)
+    return tuple(_condition(kind, g, delivered, product) for g in groups)
 
 
 def _condition(
-    kind: str, group: list[tuple[str, Episode]], delivered: bool,
-    pick: Callable[[float, float], float],
+    kind: str, group: list[tuple[str, Episode]], delivered: bool, product: ProductProfile,
 ) -> Condition:
     eps = [ep for _, ep in group]
     first = min(eps, key=lambda e: e.alarm_us)
     ends = [e.end for e in eps]
     end = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
     cleared = end is not None and (all(e.confirmed for e in eps) or delivered)
-    peaks = [e.peak for e in eps if e.peak is not None]
-    peak: float | None = None
-    for value in peaks:
-        peak = value if peak is None else pick(peak, value)
+    # The worst value across loggers, in the direction of the breach (rule 2).
+    peak = max((e.peak for e in eps if e.peak is not None),
+               key=lambda v: peak_score(kind, v, product), default=None)
     details: dict[str, Any] = {"occurrences": sum(e.count for e in eps),
                                "loggers": sorted({lid for lid, _ in group})}
     if kind in PEAK_NAME and peak is not None:
@@ -101,5 +103,5 @@ def _condition(
         end=opt_from_us(end), cleared=cleared, retroactive=first.late,
         last_evidence=from_us(max(e.last_us for e in eps)),
         count=sum(e.count for e in eps), loggers=tuple(sorted({lid for lid, _ in group})),
-        details=details,
+        details=details, peak_rank=None if peak is None else peak_score(kind, peak, product),
     )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.rules import conditions as cond
+from alerts.rules.advance import hold_due, hold_to
 from alerts.rules.holdtime import HoldTime, Stop, hold_time, stops, timeline
 from alerts.rules.mkt import mkt_from_sums
 from alerts.rules.model import (
@@ -27,7 +28,7 @@ from alerts.rules.model import (
     ShipmentSpec,
 )
 from alerts.rules.state import Episode, LoggerState
-from alerts.rules.timeutil import US, from_us, opt_from_us, require_aware
+from alerts.rules.timeutil import US, from_us, opt_from_us, require_aware, to_us
 from alerts.rules.trend import projected_breach_us
 
 EPISODIC_KINDS = (TEMPERATURE_HIGH, TEMPERATURE_LOW, TEMPERATURE_CRITICAL, LIGHT_EXPOSURE,
@@ -100,10 +101,10 @@ def evaluate(
     """
     require_aware(now, "now")
     cfg = spec.config
-    clear_us = int(cfg.clear_s * US)
+    clear_us = int(spec.clear_s * US)
     tl = timeline(spec)
     delivered = tl.delivered_at is not None
-    live = [s for lid, s in states.items() if lid in dict(spec.max_gap_s) and s.count > 0]
+    live, due = _held(spec, states, now, tl.delivered_at)
     visits = [v for s in live for v in (*s.visits, *([s.visit] if s.visit else []))]
     stop_list = stops(spec, tl, visits, now)
     hold = hold_time(spec, tl, stop_list, now)
@@ -113,7 +114,7 @@ def evaluate(
             (s.logger_id, ep) for s in live for ep in s.episodes.get(kind, ())
         ]
         conditions[kind] = cond.merge_logger_episodes(
-            kind, per_logger, clear_us, delivered=delivered, pick=_PICK.get(kind, max)
+            kind, per_logger, clear_us, delivered=delivered, product=spec.product
         )
     conditions[STABILITY_BUDGET] = _budget(spec, live)
     conditions[DWELL_EXCEEDED] = _dwell(stop_list, now)
@@ -124,17 +125,39 @@ def evaluate(
     conditions[HOLD_TIME_EXCEEDED] = exceeded
     summary = _summary(spec, live, hold)
     routine = cfg.max_check_interval_s * (1.0 - 0.5 * min(max(phase, 0.0), 0.999))
-    marks = [*hold.checkpoints, *signal_next, now + timedelta(seconds=routine)]
+    marks = [*hold.checkpoints, *signal_next, *due, now + timedelta(seconds=routine)]
     if hold.now_dependent and not delivered:
-        # The margin shrinks one-for-one with time: the moment it crosses the safety margin.
-        slack = hold.margin_h - spec.safety_margin_h
-        if slack > 0:
-            marks.append(now + timedelta(hours=slack))
+        # The margin shrinks one-for-one with time: the moments it crosses the safety margin
+        # and zero (where hold_time_at_risk turns critical).
+        for slack in (hold.margin_h - spec.safety_margin_h, hold.margin_h):
+            if slack > 0:
+                marks.append(now + timedelta(hours=slack))
     next_check = min(m for m in marks if m > now)
     return Evaluation(summary, conditions, new_memo, next_check, stop_list)
 
 
-_PICK = {TEMPERATURE_LOW: min, BATTERY_LOW: min}
+def _held(
+    spec: ShipmentSpec, states: Mapping[str, LoggerState], now: datetime,
+    delivered_at: datetime | None,
+) -> tuple[list[LoggerState], list[datetime]]:
+    """Rule 2 by the wall clock: each logger's latest reading holds up to min(now, its time +
+    max gap) — not past delivery — so a silent logger's last value keeps counting (alarm
+    delay, budget, clear time). Also the future moments at which that hold changes a condition.
+    """
+    now_us = to_us(now)
+    cap_us = now_us if delivered_at is None else min(now_us, to_us(delivered_at))
+    live: list[LoggerState] = []
+    due: list[datetime] = []
+    for logger_id, gap_s in spec.max_gap_s:
+        state = states.get(logger_id)
+        if state is None or state.count == 0 or state.last_us is None:
+            continue
+        ctx = spec.context(logger_id)
+        until = min(cap_us, state.last_us + int(gap_s * US))
+        live.append(hold_to(state, ctx, until, now_us))
+        due.extend(from_us(t) for t in hold_due(state, ctx)
+                   if t > now_us and (delivered_at is None or t <= to_us(delivered_at)))
+    return live, due
 
 
 def _budget(spec: ShipmentSpec, live: list[LoggerState]) -> tuple[cond.Condition, ...]:
@@ -231,9 +254,12 @@ def _hold_conditions(
     risk: tuple[cond.Condition, ...] = ()
     if at_risk:
         start = since.setdefault(HOLD_TIME_AT_RISK, now)
+        # Margin ≤ 0: the lane can no longer deliver before the deadline. Critical now, while
+        # there is still time to act (re-ice, expedite), not once the deadline has passed.
+        severity = "critical" if hold.margin_h <= 0 else cond.SEVERITY[HOLD_TIME_AT_RISK]
         risk = (cond.Condition(
-            kind=HOLD_TIME_AT_RISK, start=start, severity=cond.SEVERITY[HOLD_TIME_AT_RISK],
-            last_evidence=now, details=details),)
+            kind=HOLD_TIME_AT_RISK, start=start, severity=severity, last_evidence=now,
+            details=details),)
     else:
         since.pop(HOLD_TIME_AT_RISK, None)
     return risk, exceeded, Memo(since)

@@ -4,7 +4,8 @@ One alert per episode of a condition on a shipment, and at most one live alert p
 episode is matched to the alert whose span overlaps it (within the clear time), so
 re-evaluation after late data never duplicates an alert, and an alert a person resolved is not
 reopened for the same episode unless it got worse. Episodes that come to light while a live
-alert of the kind exists (late data) join it; a new alert opens only when none is live.
+alert of the kind exists join it; a new alert opens only when none is live. Every visible change
+(a new episode, an earlier start, a worse peak or severity, another logger) is announced.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.rules.conditions import Condition
+from alerts.rules.conditions import PEAK_NAME, Condition
 from alerts.rules.model import CURRENT_KINDS, MANUAL_KINDS, SEVERITY_RANK
 from alerts.rules.timeutil import require_aware
 
@@ -42,10 +43,17 @@ class AlertView:
     escalated_at: datetime | None = None
     occurrences: int = 1
     details: Mapping[str, Any] = field(default_factory=dict)
+    reopened_at: datetime | None = None
 
     @property
     def live(self) -> bool:
         return self.state != RESOLVED
+
+    @property
+    def attention_since(self) -> datetime:
+        """Since when it has waited for a person: opened, severity raised or reopened."""
+        since = self.severity_since or self.opened_at
+        return max(since, self.reopened_at) if self.reopened_at else since
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,8 @@ class Open:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """`notify`: a webhook-worthy change (it got worse); else evidence and counts refreshed."""
+    """`notify`: a visible change (announced: event, webhook, audit), listed in `changes` as
+    [before, after]; else evidence and counts refreshed silently."""
 
     alert_id: str
     kind: str
@@ -70,9 +79,13 @@ class Update:
     occurrences: int
     details: Mapping[str, Any]
     notify: bool
-    reopen: bool  # an acknowledged alert got worse: it needs acknowledging again
+    # An acknowledged alert got worse or has a new episode: it needs a person again (open,
+    # unacknowledged, escalating).
+    reopen: bool
     reason: str | None = None
     condition_since: datetime | None = None  # set when late data shows it began earlier
+    retroactive: bool | None = None  # the alert's new flag (None: unchanged)
+    changes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +134,8 @@ def reconcile(
     resolved = {t.alert_id for t in out if isinstance(t, Resolve)}
     for alert in alerts:
         if alert.live and alert.id not in after and alert.id not in resolved:
-            since = alert.severity_since or alert.opened_at
-            after[alert.id] = (alert.state, alert.severity, since, alert.escalated_at)
+            after[alert.id] = (alert.state, alert.severity, alert.attention_since,
+                               alert.escalated_at)
     out_escalations, next_at = _escalations(after, alerts, now, escalation_after_s)
     return Plan(tuple(out + out_escalations), next_at)
 
@@ -174,7 +187,10 @@ def _episodic(
     out: list[Transition] = []
     if live is not None:
         if for_live:
-            out.extend(_follow(_aggregate(kind, for_live), live, now, after))
+            covered_until = live.last_evidence_at or live.condition_since
+            fresh = [c for c in for_live
+                     if c.start > covered_until or (c.end is not None and c.end < live.condition_since)]
+            out.extend(_follow(_aggregate(kind, for_live), live, now, after, fresh))
         else:
             out.append(Resolve(live.id, kind, "not confirmed on re-evaluation", now,
                                _duration(live, now)))
@@ -198,14 +214,14 @@ def _aggregate(kind: str, conds: list[Condition]) -> Condition:
     if len(conds) == 1:
         return conds[0]
     ends = [c.end for c in conds]
-    peak_key = next((k for k in ("peak_c", "max_deviation_km", "min_battery_pct", "max_shock_g")
-                     if any(k in c.details for c in conds)), None)
     details = {**conds[-1].details, "occurrences": sum(c.count for c in conds),
                "episodes": sum(int(c.details.get("episodes", 1)) for c in conds)}
-    if peak_key is not None:
-        values = [c.details[peak_key] for c in conds if peak_key in c.details]
-        low = kind in ("temperature_low", "battery_low")
-        details[peak_key] = min(values) if low else max(values)
+    if any("loggers" in c.details for c in conds):
+        details["loggers"] = sorted({lid for c in conds for lid in c.loggers})
+    ranked = [c for c in conds if c.peak_rank is not None and PEAK_NAME.get(kind) in c.details]
+    worst = max(ranked, key=lambda c: c.peak_rank or 0.0) if ranked else None
+    if worst is not None:
+        details[PEAK_NAME[kind]] = worst.details[PEAK_NAME[kind]]
     evidence = [c.last_evidence for c in conds if c.last_evidence is not None]
     return Condition(
         kind=kind, start=min(c.start for c in conds),
@@ -214,6 +230,7 @@ def _aggregate(kind: str, conds: list[Condition]) -> Condition:
         cleared=all(c.cleared for c in conds), retroactive=any(c.retroactive for c in conds),
         last_evidence=max(evidence, default=None), count=sum(c.count for c in conds),
         loggers=tuple(sorted({lid for c in conds for lid in c.loggers})), details=details,
+        peak_rank=None if worst is None else worst.peak_rank,
     )
 
 
@@ -226,10 +243,19 @@ def _overlaps(c: Condition, a: AlertView, clear: timedelta) -> bool:
     return c.start < a_end + clear
 
 
+# The peaks whose change is announced: temperature (every breach with its peak) and shock
+# (discrete events); a route deviation's distance and a battery's level drift with every
+# reading and are refreshed silently.
+_ANNOUNCED_PEAKS = {k: v for k, v in PEAK_NAME.items() if v in ("peak_c", "max_shock_g")}
+
+
 def _follow(
     c: Condition, a: AlertView, now: datetime,
     after: dict[str, tuple[str, str, datetime | None, datetime | None]],
+    fresh: Sequence[Condition] = (),
 ) -> list[Transition]:
+    """The live alert `a` against its condition `c` (episodes matched to it, aggregated);
+    `fresh`: the episodes among them the alert did not cover yet."""
     if c.cleared and c.kind not in MANUAL_KINDS and not a.retroactive:
         assert c.end is not None
         duration = max(0.0, (c.end - a.condition_since).total_seconds())
@@ -237,27 +263,63 @@ def _follow(
         return [Resolve(a.id, c.kind, reason, c.end, duration)]
     worse = SEVERITY_RANK[c.severity] > SEVERITY_RANK[a.severity]
     severity = c.severity if worse else a.severity
-    recurred = c.count > a.occurrences
     another = int(c.details.get("episodes", 1)) > int(a.details.get("episodes", 1))
     since = c.start if c.start < a.condition_since else None  # late data: it began earlier
-    state, sev_since, escalated = a.state, a.severity_since or a.opened_at, a.escalated_at
-    reopen = worse and a.state == "acknowledged"
+    changes, reasons = _changes(c, a, severity if worse else None, since)
+    if another:
+        reasons.insert(0, "another episode of the condition found")
+        changes["episodes"] = [int(a.details.get("episodes", 1)), int(c.details["episodes"])]
+    # A person saw it; something new happened since: it needs a person again.
+    reopen = a.state == "acknowledged" and (worse or another)
+    retroactive = None
+    if reopen and another:
+        # Live when any new episode is live (found as it happened, not after the fact).
+        retroactive = all(x.retroactive or x.cleared for x in fresh) if fresh else a.retroactive
+        if retroactive != a.retroactive:
+            changes["retroactive"] = [a.retroactive, retroactive]
+    state, attention, escalated = a.state, a.attention_since, a.escalated_at
     if worse:
-        sev_since, escalated = now, None
-        state = "open" if reopen or a.state == "escalated" else a.state
-    after[a.id] = (state, severity, sev_since, escalated)
+        attention, escalated = now, None
+        state = "open" if a.state == "escalated" else state
+    if reopen:
+        state, attention, escalated = "open", now, None
+    after[a.id] = (state, severity, attention, escalated)
     details = dict(c.details)
     count = max(c.count, a.occurrences)
-    if worse or another:
-        reason = (f"severity raised to {severity}" if worse
-                  else "another episode of the condition found")
+    if changes:
         return [Update(a.id, c.kind, severity, c.last_evidence, count, details, notify=True,
-                       reopen=reopen, reason=reason, condition_since=since)]
+                       reopen=reopen, reason="; ".join(reasons), condition_since=since,
+                       retroactive=retroactive, changes=changes)]
     # A recurrence inside the episode (a value flapping at a limit) is counted, not announced.
-    if recurred or since or c.last_evidence != a.last_evidence_at or details != dict(a.details):
+    if c.count > a.occurrences or c.last_evidence != a.last_evidence_at or details != dict(
+            a.details):
         return [Update(a.id, c.kind, severity, c.last_evidence, count, details, notify=False,
-                       reopen=False, condition_since=since)]
+                       reopen=False)]
     return []
+
+
+def _changes(
+    c: Condition, a: AlertView, raised: str | None, since: datetime | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Rule 10: a change of severity, start, peak or loggers is announced ([before, after])."""
+    changes: dict[str, Any] = {}
+    reasons: list[str] = []
+    if raised is not None:
+        changes["severity"] = [a.severity, raised]
+        reasons.append(f"severity raised to {raised}")
+    if since is not None:
+        changes["condition_since"] = [a.condition_since.isoformat(), since.isoformat()]
+        reasons.append("began earlier (found in late data)")
+    key = _ANNOUNCED_PEAKS.get(c.kind)
+    if key is not None and c.details.get(key) is not None and c.details.get(key) != a.details.get(key):
+        changes[key] = [a.details.get(key), c.details[key]]
+        reasons.append(f"{key} now {c.details[key]:g}")
+    if c.kind not in CURRENT_KINDS and "loggers" in a.details:
+        joined = sorted(set(c.loggers) - set(a.details["loggers"]))
+        if joined:
+            changes["loggers"] = [list(a.details["loggers"]), sorted(c.loggers)]
+            reasons.append(f"also on {', '.join(joined)}")
+    return changes, reasons
 
 
 def _escalations(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -77,6 +78,12 @@ class ProductProfile:
         if self.alarm_delay_s < 0 or self.stability_budget_s < 0:
             raise ValueError("alarm delay and stability budget must not be negative")
 
+    def critical_breach(self, value: float) -> float:
+        """How far `value` lies beyond the critical limit it crosses (negative: within both)."""
+        over = value - self.critical_max_c if self.critical_max_c is not None else -math.inf
+        under = self.critical_min_c - value if self.critical_min_c is not None else -math.inf
+        return max(over, under)
+
     @property
     def mkt_applicable(self) -> bool:
         """MKT is reported for controlled-room and refrigerated products only.
@@ -121,8 +128,9 @@ class LaneSpec:
 class EvalConfig:
     """Tuned numbers of the evaluation (documented in alerts/README.md)."""
 
-    # An alert episode ends only after the condition has been clear this long (device time):
-    # a value hovering at a limit gives one episode, not a storm.
+    # An alert episode ends only after the condition has been clear this long (device time),
+    # and never sooner than the series' max gap (`SeriesContext.clear_s`): a value hovering at a
+    # limit gives one episode, not a storm, whether the logger reports every minute or hour.
     clear_s: float = 900.0
     # A position outside the corridor must persist this long (known time) before it alarms:
     # a single GPS outlier is not a deviation.
@@ -156,14 +164,29 @@ class SeriesContext:
         if self.max_gap_s <= 0:
             raise ValueError("max_gap_s must be positive")
 
+    @property
+    def clear_s(self) -> float:
+        """How long a condition must stay clear before its episode ends (rule 10).
+
+        At least the max gap: one reading back in range vouches for no longer than that (rule 2),
+        so at an hourly cadence a single in-range reading between two out-of-range ones is the
+        same hovering episode, as three in a row at a one-minute cadence within 15 min are.
+        """
+        return max(self.config.clear_s, self.max_gap_s)
+
     def fingerprint(self) -> str:
         return _fingerprint(self)
+
+
+# Bumped whenever the rules judge the same readings differently: saved states of an older
+# version no longer match any context and are judged again from the first reading.
+RULES_VERSION = 2
 
 
 @functools.lru_cache(maxsize=4096)
 def _fingerprint(ctx: SeriesContext) -> str:
     c = ctx.config
-    relevant = (ctx.product, ctx.lane, ctx.max_gap_s, c.clear_s, c.route_delay_s,
+    relevant = (RULES_VERSION, ctx.product, ctx.lane, ctx.max_gap_s, c.clear_s, c.route_delay_s,
                 c.battery_low_pct, c.battery_clear_pct, c.trend_points, c.trend_window_s)
     return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
 
@@ -203,6 +226,23 @@ class ShipmentSpec:
     def context(self, logger_id: str) -> SeriesContext:
         gaps = dict(self.max_gap_s)
         return SeriesContext(self.product, self.lane, gaps[logger_id], self.config)
+
+    @property
+    def clear_s(self) -> float:
+        """The shipment's clear time: the longest of its loggers' (episodes merge across them)."""
+        return max([self.config.clear_s, *(gap for _, gap in self.max_gap_s)])
+
+
+# Kinds whose peak is worse the lower it is; a critical peak is worse the farther it lies beyond
+# the limit it crosses (below a low one or above a high one); all others: the higher.
+_LOW_IS_WORSE = frozenset({TEMPERATURE_LOW, BATTERY_LOW})
+
+
+def peak_score(kind: str, value: float, product: ProductProfile) -> float:
+    """How bad a peak value is for `kind` (higher is worse), in the direction of the breach."""
+    if kind == TEMPERATURE_CRITICAL:
+        return product.critical_breach(value)
+    return -value if kind in _LOW_IS_WORSE else value
 
 
 def max_gap_for(reporting_interval_s: float, shipment_max_gap_s: float | None) -> float:

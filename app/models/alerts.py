@@ -162,6 +162,10 @@ class Alert(Base):
     severity_since: Mapped[datetime | None]
     # Alarmed occurrences merged into this episode (a value flapping at a limit).
     occurrences: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Temperature kinds: the worst value across loggers in the direction of the breach.
+    peak_c: Mapped[float | None] = mapped_column(Float)
+    # When a new episode or a worse severity put an acknowledged alert back to open.
+    reopened_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))

@@ -28,6 +28,9 @@ class SiteOut(Out):
 
 
 class ProductIn(StrictBody):
+    """A product profile. Battery is judged for every product (`battery_low` below 20 %, clear
+    again at 25 %); light and shock as set here."""
+
     name: Name
     temp_min_c: Celsius
     temp_max_c: Celsius
@@ -35,8 +38,11 @@ class ProductIn(StrictBody):
     critical_max_c: Celsius | None = None
     alarm_delay_s: int = Field(default=0, ge=0, le=7 * 86400)
     stability_budget_s: int = Field(ge=0, le=365 * 86400)
-    shock_limit_g: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
-    light_sensitive: bool = True
+    shock_limit_g: float | None = Field(
+        default=None, gt=0, le=1000, allow_inf_nan=False,
+        description="A reading's shock_g above it raises `shock`; without it shock is not judged")
+    light_sensitive: bool = Field(
+        default=True, description="Light (lid opened) raises `light_exposure` unless false")
 
     @model_validator(mode="after")
     def _ordered(self) -> ProductIn:

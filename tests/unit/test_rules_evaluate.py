@@ -63,9 +63,10 @@ def test_mkt_is_null_for_frozen_profiles() -> None:
     frozen = ProductProfile(-80.0, -60.0, 3600.0)
     ev = judge(shipment(frozen), series([(0, -70.0), (5, -65.0), (10, -70.0)]), at(15))
     assert ev.summary.mkt_c is None
-    assert judge(shipment(), series([(0, 5.0), (10, 15.0), (20, 5.0)]), at(25)).summary.mkt_c == (
-        pytest.approx(11.387, abs=0.001)
-    )
+    equal = series([(0, 5.0), (10, 15.0), (20, 5.0)])
+    assert judge(shipment(), equal, at(20)).summary.mkt_c == pytest.approx(11.387, abs=0.001)
+    # Five minutes later the latest reading has held 5 min too (rule 2): 15 min at 5 °C, 10 at 15.
+    assert judge(shipment(), equal, at(25)).summary.mkt_c == pytest.approx(10.4395, abs=0.001)
 
 
 def test_signal_lost_by_receive_time_while_in_transit() -> None:
@@ -181,3 +182,60 @@ def test_routine_recheck_is_spread_by_phase() -> None:
     assert [e.next_check_at - at(1) for e in evaluations] == [
         timedelta(seconds=300), timedelta(seconds=225), timedelta(seconds=150.15)]
     assert early.next_check_at == evaluations[0].next_check_at
+
+
+def test_a_silent_loggers_out_of_range_value_alarms_on_the_wall_clock() -> None:
+    # Delay 10 min; 10 °C at 5 min, then silence. Rule 2: the value holds up to min(now, 5 +
+    # the 15-min max gap), so the excursion alarms at 15 min, before signal_lost (at 20 min).
+    s = shipment(replace(FRIDGE, alarm_delay_s=600.0, stability_budget_s=600.0))
+    readings = series([(0, 5.0), (5, 10.0)])
+    early = judge(s, readings, at(14))
+    assert early.conditions["temperature_high"] == ()
+    assert early.next_check_at == at(15)  # the sweep comes back when the delay is met
+    ev = judge(s, readings, at(15))
+    (c,) = ev.conditions["temperature_high"]
+    assert (c.start, c.details["alarm_at"], c.retroactive) == (at(5), at(15).isoformat(), False)
+    assert ev.summary.time_out_of_range_s == 600 and ev.summary.stability_budget_left_s == 0
+    assert ev.conditions["stability_budget"][0].severity == "critical"
+    late = judge(s, readings, at(60))
+    assert late.summary.time_out_of_range_s == 900 and late.summary.time_unknown_s == 0
+    assert [k for k, v in late.conditions.items() if v] == [
+        "temperature_high", "stability_budget", "signal_lost"]
+
+
+def test_the_hold_stops_at_delivery() -> None:
+    s = shipment(replace(FRIDGE, alarm_delay_s=600.0),
+                 events=(ShipmentEvent("delivered", at(10)),))
+    ev = judge(s, series([(0, 5.0), (5, 10.0)]), at(60))
+    assert ev.conditions["temperature_high"] == () and ev.summary.time_out_of_range_s == 300
+
+
+@pytest.mark.parametrize(("temps", "peak"), [((-15.0, -11.0), -15.0), ((-11.0, -15.0), -15.0)])
+def test_a_critical_peak_is_the_worst_across_loggers(temps: tuple[float, float], peak: float) -> None:
+    s = shipment(ProductProfile(-8.0, 8.0, 86400.0, critical_min_c=-10.0), loggers=("L1", "L2"))
+    readings = [*series([(0, temps[0])], "L1"), *series([(0, temps[1])], "L2")]
+    ev = judge(s, readings, at(1))
+    (c,) = ev.conditions["temperature_critical"]
+    assert (c.details["peak_c"], c.loggers) == (peak, ("L1", "L2"))
+    assert ev.conditions["temperature_low"][0].details["peak_c"] == peak
+
+
+def test_hold_time_at_risk_turns_critical_when_the_lane_can_no_longer_make_it() -> None:
+    # 40 h hold, 30 h lane: margin 10 h (a warning). A customs hold from 2 h, with no
+    # allowance, pushes the expected arrival later hour by hour: margin 0 at 12 h.
+    s = shipment(qualified_hold_h=40.0, events=(ShipmentEvent("customs_hold", T0 + h(2)),),
+                 lane=replace(LANE, waypoints=()))
+    rx = {"L1": T0 + h(11)}
+    ev = judge(s, [], T0 + h(11), rx)
+    (c,) = ev.conditions["hold_time_at_risk"]
+    assert (c.severity, ev.summary.margin_h) == ("warning", 1.0)
+    soon = judge(s, [], T0 + h(11.96), rx)  # 2.4 min left: sooner than the routine re-check
+    assert soon.conditions["hold_time_at_risk"][0].severity == "warning"
+    assert soon.next_check_at == T0 + h(12)  # when the margin reaches zero
+    (c,) = judge(s, [], T0 + h(12), rx).conditions["hold_time_at_risk"]
+    assert c.severity == "critical"
+    (c,) = judge(s, [], T0 + h(39.9), rx).conditions["hold_time_at_risk"]
+    assert c.severity == "critical"  # 28 h short, still before the deadline
+    ev = judge(s, [], T0 + h(40), rx)
+    assert ev.conditions["hold_time_at_risk"] == ()
+    assert ev.conditions["hold_time_exceeded"][0].severity == "critical"

@@ -157,3 +157,85 @@ def test_unacknowledged_critical_alerts_escalate_once() -> None:
 def test_new_critical_alert_schedules_its_escalation() -> None:
     result = plan([cond("hold_time_exceeded", severity="critical")], [])
     assert result.next_escalation_at == NOW + timedelta(seconds=900)
+
+
+def test_a_new_live_episode_after_an_acknowledged_one_needs_a_person_again() -> None:
+    # A retroactive critical alert was acknowledged (not resolved); 40 min after it cleared, a
+    # live critical excursion: the alert is open again, unacknowledged, no longer retroactive.
+    old = cond("temperature_critical", start=0, end=5, cleared=True, severity="critical",
+               retroactive=True)
+    acked = alert("temperature_critical", severity="critical", state="acknowledged",
+                  retroactive=True, last_evidence_at=at(5), opened_at=at(20),
+                  severity_since=at(20))
+    new = cond("temperature_critical", start=45, severity="critical")
+    result = plan([old, new], [acked])
+    (t,) = result.transitions
+    assert isinstance(t, Update) and t.notify and t.reopen and t.retroactive is False
+    assert t.reason == "another episode of the condition found"
+    assert dict(t.changes) == {"episodes": [1, 2], "retroactive": [True, False]}
+    assert result.next_escalation_at == NOW + timedelta(seconds=900)  # escalates from now
+    reopened = replace(acked, state="open", retroactive=False, reopened_at=NOW,
+                       occurrences=t.occurrences, details=dict(t.details),
+                       last_evidence_at=t.last_evidence_at)
+    later = plan([old, new], [reopened], now=NOW + timedelta(seconds=900))
+    assert [type(x) for x in later.transitions] == [Escalate]
+
+
+def test_an_older_episode_found_late_reopens_an_acknowledged_alert_as_retroactive() -> None:
+    acked = alert(since=40, state="acknowledged")
+    older = cond(start=5, end=10, cleared=True, retroactive=True)
+    (t,) = plan([older, cond(start=40)], [acked]).transitions
+    assert isinstance(t, Update) and t.reopen and t.retroactive is True
+    assert t.condition_since == at(5)
+    assert set(t.changes) == {"episodes", "condition_since", "retroactive"}
+
+
+def test_a_new_episode_joins_an_open_retroactive_alert_without_reopening_it() -> None:
+    waiting = alert(retroactive=True, last_evidence_at=at(10))
+    (t,) = plan([cond(end=10, cleared=True, retroactive=True), cond(start=40)], [waiting]).transitions
+    assert isinstance(t, Update) and t.notify and not t.reopen and t.retroactive is None
+
+
+def test_every_change_of_start_peak_or_loggers_is_announced() -> None:
+    live = alert(since=20, details={"occurrences": 1, "peak_c": 9.0, "loggers": ["L1"]})
+    same = replace(cond(start=20), loggers=("L1",), peak_rank=9.0,
+                   details={"occurrences": 1, "peak_c": 9.0, "loggers": ["L1"]})
+    assert plan([replace(same, last_evidence=at(50))], [live]).transitions == ()
+    (t,) = plan([replace(same, start=at(12))], [live]).transitions
+    assert isinstance(t, Update) and t.notify and not t.reopen
+    assert (t.condition_since, dict(t.changes)) == (at(12), {
+        "condition_since": [at(20).isoformat(), at(12).isoformat()]})
+    hotter = replace(same, peak_rank=11.0, details={**same.details, "peak_c": 11.0})
+    (t,) = plan([hotter], [live]).transitions
+    assert isinstance(t, Update) and t.notify and dict(t.changes) == {"peak_c": [9.0, 11.0]}
+    assert t.reason == "peak_c now 11"
+    both = replace(same, loggers=("L1", "L2"), details={**same.details, "loggers": ["L1", "L2"]})
+    (t,) = plan([both], [live]).transitions
+    assert isinstance(t, Update) and t.notify and dict(t.changes) == {
+        "loggers": [["L1"], ["L1", "L2"]]}
+    assert t.reason == "also on L2"
+
+
+def test_a_route_deviations_growing_distance_is_refreshed_silently() -> None:
+    live = alert("route_deviation", details={"occurrences": 1, "max_deviation_km": 120.0})
+    farther = replace(cond("route_deviation"), details={"occurrences": 1,
+                                                        "max_deviation_km": 180.0})
+    (t,) = plan([farther], [live]).transitions
+    assert isinstance(t, Update) and not t.notify and t.details["max_deviation_km"] == 180.0
+
+
+def test_hold_time_at_risk_raised_to_critical_is_announced_and_reopened() -> None:
+    acked = alert("hold_time_at_risk", since=30, state="acknowledged")
+    (t,) = plan([cond("hold_time_at_risk", start=30, severity="critical")], [acked]).transitions
+    assert isinstance(t, Update) and t.notify and t.reopen and t.severity == "critical"
+    assert dict(t.changes) == {"severity": ["warning", "critical"]}
+
+
+def test_several_episodes_aggregate_the_worst_peak_in_the_direction_of_the_breach() -> None:
+    first = replace(cond("temperature_critical", start=0, end=5, cleared=True, severity="critical"),
+                    peak_rank=1.0, details={"occurrences": 1, "peak_c": -11.0})
+    second = replace(cond("temperature_critical", start=40, end=45, cleared=True,
+                          severity="critical"),
+                     peak_rank=5.0, details={"occurrences": 1, "peak_c": -15.0})
+    (t,) = plan([first, second], []).transitions
+    assert isinstance(t, Open) and t.details["peak_c"] == -15.0

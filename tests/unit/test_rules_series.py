@@ -212,3 +212,59 @@ def test_state_from_another_profile_is_refused() -> None:
     other = ctx(ProductProfile(-80.0, -60.0, 3600.0))
     with pytest.raises(ValueError, match="replay"):
         advance(state, series([(5, 5)]), other)
+
+
+HOURLY = 3 * 3600.0  # max gap of a logger reporting every hour
+
+
+@pytest.mark.parametrize(("every", "max_gap_s"), [(15, 2700.0), (60, HOURLY)])
+def test_hovering_is_one_episode_at_long_intervals(every: int, max_gap_s: float) -> None:
+    # 8.1 / 7.9 around the 8 °C limit for 8 readings: the clear time is the max gap (3 intervals),
+    # not a fixed 15 min, so one in-range reading between two warm ones ends nothing.
+    hover = [(every * i, 8.1 if i % 2 == 0 else 7.9) for i in range(9)]
+    c = ctx(max_gap_s=max_gap_s)
+    (ep,) = fold(series(hover), c).episodes["temperature_high"]
+    assert (ep.start, ep.end, ep.count, ep.confirmed) == (us(0), None, 5, False)
+    last = every * 8
+    back = [(last + k * every, 7.9) for k in (1, 2, 3, 4)]  # back in range from last + 1
+    (ep,) = fold(series([*hover, *back[:3]]), c).episodes["temperature_high"]
+    assert (ep.end, ep.confirmed) == (us(last + every), False)  # clear for 2 intervals: not yet
+    (ep,) = fold(series([*hover, *back]), c).episodes["temperature_high"]
+    assert (ep.end, ep.confirmed) == (us(last + every), True)  # for 3 intervals = the max gap
+    later = fold(series([*hover, *back, (last + 5 * every, 8.1)]), c).episodes["temperature_high"]
+    assert [e.start for e in later] == [us(0), us(last + 5 * every)]  # a new episode
+
+
+def test_alarm_delay_spans_unknown_time_between_out_of_range_readings() -> None:
+    # A 1-min logger (max gap 3 min), delay 30 min: out of range 0–10 and 55–65 min with nothing
+    # in between. The excursion has lasted 30 min by the reading at 55 min: it alarms there, while
+    # the budget counts known time only: 10 + 3 (held into the gap) + 11 min.
+    c = ctx(replace(FRIDGE, alarm_delay_s=1800.0), max_gap_s=180.0)
+    points = [(m, 9.0) for m in (*range(0, 11), *range(55, 66))] + [(66, 5.0)]
+    state = fold(series(points), c)
+    (ep,) = state.episodes["temperature_high"]
+    assert (ep.start, ep.alarm_us, ep.end) == (us(0), us(55), us(66))
+    assert state.out_us == (10 + 3 + 11) * 60 * 1_000_000
+    assert state.unknown_us == 42 * 60 * 1_000_000
+    # The reading at 55 min proves it by itself, before anything holds after it.
+    (ep,) = fold(series(points[:12]), c).episodes["temperature_high"]
+    assert (ep.alarm_us, ep.end) == (us(55), None)
+    # Without the second stretch the first one (10 min + 3 held) never met the delay.
+    assert "temperature_high" not in fold(series([*points[:11], (20, 5.0)]), c).episodes
+
+
+def test_held_alarm_counts_the_held_value_across_a_gap() -> None:
+    # Out of range at 0, then the next reading (back in range) 20 min later; max gap 15 min:
+    # the excursion lasted until 15 min by rule 2, which meets a 10-min delay at 10 min.
+    state = fold(series([(0, 9.0), (20, 5.0)]), ctx(DELAYED))
+    (ep,) = state.episodes["temperature_high"]
+    assert (ep.alarm_us, ep.end) == (us(10), us(20))
+
+
+def test_critical_peak_is_the_farthest_beyond_the_limit_it_crosses() -> None:
+    product = replace(FRIDGE, critical_min_c=-10.0, critical_max_c=15.0)
+    state = fold(series([(0, -11.0), (5, -15.0), (10, -12.0), (15, 5.0)]), ctx(product))
+    assert state.episodes["temperature_critical"][0].peak == -15.0
+    # 16 °C is 1 °C beyond the high limit; −12 °C is 2 °C beyond the low one.
+    state = fold(series([(0, 16.0), (5, -12.0), (10, 5.0)]), ctx(product))
+    assert state.episodes["temperature_critical"][0].peak == -12.0

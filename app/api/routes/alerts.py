@@ -49,9 +49,15 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     message: str | None
     details: dict[str, Any] | None
+    peak_c: float | None = Field(
+        description="Temperature kinds: the worst value across loggers, in the direction of the "
+                    "breach (null for other kinds)")
     occurrences: int
     last_evidence_at: datetime | None
     severity_since: datetime | None
+    reopened_at: datetime | None = Field(
+        description="When a new episode or a worse severity put it back to open after an "
+                    "acknowledgement (escalation waits from there)")
     escalated_at: datetime | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
