@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from alerts.rules import EvalConfig
 from app.api.routes.alerts import AlertOut
 from app.models import Alert, AlertEvent, AuditRecord, WebhookDelivery
+from tests.api.keys import bearer, make_key
 from tests.db.engine_support import Clock, alerts_of, at, round_, store
 from tests.factories import T0, shipment_setup
 from tests.webhooks_support import subscribe
@@ -54,7 +55,8 @@ async def test_a_new_episode_after_an_acknowledged_alert_reopens_it_and_it_escal
     critical = await _only(db, sid, "temperature_critical")
     assert (critical.state, critical.retroactive, critical.severity) == ("open", True, "critical")
     ack = await client.post(f"/api/v1/alerts/{critical.id}/ack",
-                            json={"comment": "courier checked: lid seal intact"})
+                            json={"comment": "courier checked: lid seal intact"},
+                            headers=bearer(await make_key(client, "coordinator")))
     assert ack.status_code == 200, ack.text
     # 40 min later, live: another critical excursion.
     for m in range(125, 171, 5):
