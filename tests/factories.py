@@ -54,7 +54,8 @@ async def logger(client: httpx.AsyncClient, logger_id: str, interval_s: int = 30
 
 async def shipment_setup(
     client: httpx.AsyncClient, *, logger_ids: tuple[str, ...] = ("LOG-1",), reference: str = "SHP-1",
-    product: dict[str, Any] | None = None, hold_h: float = 96.0, **over: Any,
+    product: dict[str, Any] | None = None, hold_h: float = 96.0, interval_s: int = 300,
+    **over: Any,
 ) -> dict[str, Any]:
     """Sites, product, packaging, lane, loggers and a shipment packed at T0; returns the shipment."""
     origin = await site(client, "Leiden CTU", "NL")
@@ -64,7 +65,7 @@ async def shipment_setup(
         "lane_id": await lane(client, origin, destination),
         "product_id": await refrigerated_product(client, **(product or {})),
         "packaging_id": await packaging(client, hold_h),
-        "logger_ids": [await logger(client, i) for i in logger_ids],
+        "logger_ids": [await logger(client, i, interval_s) for i in logger_ids],
         "packed_at": T0.isoformat(),
         **over,
     }
