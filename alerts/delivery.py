@@ -327,3 +327,16 @@ async def run_delivery(settings: Settings, stop: asyncio.Event, *, now: Clock = 
             )
     finally:
         await engine.dispose()
+
+
+async def post_signed(
+    client: httpx.AsyncClient, url: str, secrets_: list[str], msg_id: str, at: datetime,
+    body: bytes,
+) -> str | None:
+    """POST `body` signed like an alert webhook (Standard Webhooks); None on 2xx, else why not."""
+    headers = signing.webhook_headers(secrets_, msg_id, signing.unix_timestamp(at), body)
+    try:
+        response = await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if retry.is_success(response.status_code) else f"HTTP {response.status_code}"

@@ -161,15 +161,18 @@ async def _unit(
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Entry of `coldchain alerts` / `coldchain up`: returns once `stop` is set."""
+    from alerts.checkpoints import run_checkpoints
     from alerts.delivery import run_delivery
 
     engine = make_engine(settings.database_url or "", pool_size=4)
     try:
-        # Evaluation and webhook delivery share the role; each stops on its own once `stop` is set.
+        # Evaluation, webhook delivery and audit checkpoints share the role; each stops on its
+        # own once `stop` is set.
         await asyncio.gather(
             serve(make_sessionmaker(engine), plain_url(settings.database_url or ""),
                   config_from(settings), stop, period_s=settings.evaluator_period_s),
             run_delivery(settings, stop),
+            run_checkpoints(settings, stop),
         )
     finally:
         await engine.dispose()

@@ -128,11 +128,16 @@ def _write_pending(session: Session) -> None:
     if not pending:
         return
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-    prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
-    prev_hash = bytes(prev) if prev is not None else GENESIS
+    head = session.execute(
+        select(AuditRecord.id, AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1)
+    ).first()
+    last_id, prev_hash = (head[0], bytes(head[1])) if head is not None else (0, GENESIS)
     for entry in pending:
+        # Numbered here, under the lock, not by a sequence: a rolled-back transaction leaves no
+        # hole, so a missing id is evidence of a deleted record (see audit_verify).
+        last_id += 1
         digest = record_digest(prev_hash, hashed_fields(**entry))
-        session.add(AuditRecord(**entry, prev_hash=prev_hash, hash=digest))
+        session.add(AuditRecord(id=last_id, **entry, prev_hash=prev_hash, hash=digest))
         prev_hash = digest
     session.flush()
 

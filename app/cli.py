@@ -39,9 +39,7 @@ def _run(settings: Settings, roles: list[str], *, migrate_first: bool = False) -
     _logging()
     with resolved(settings) as live:
         if migrate_first:
-            from app.migrate import upgrade
-
-            upgrade(live.database_url or "")
+            _migrate(live)
         try:
             asyncio.run(run_roles(live, roles))
         except RoleUnavailable as exc:
@@ -49,14 +47,19 @@ def _run(settings: Settings, roles: list[str], *, migrate_first: bool = False) -
             raise typer.Exit(2) from exc
 
 
+def _migrate(live: Settings) -> None:
+    """Migrations as the owner (COLDCHAIN_MIGRATION_DATABASE_URL), then the service role's grants."""
+    from app.migrate import upgrade
+
+    upgrade(live.migration_url or "", service_url=live.database_url)
+
+
 @cli.command()
 def migrate() -> None:
     """Apply the Alembic migrations to the configured (or embedded) database."""
     _logging()
-    from app.migrate import upgrade
-
     with resolved(get_settings(), broker=False) as live:
-        upgrade(live.database_url or "")
+        _migrate(live)
     typer.echo("database is at the latest schema revision")
 
 
@@ -97,9 +100,7 @@ def demo(host: Host = None, port: Port = None) -> None:
         typer.echo(f"error: the demo needs the simulators package ({exc})", err=True)
         raise typer.Exit(2) from exc
     with resolved(settings) as live:
-        from app.migrate import upgrade
-
-        upgrade(live.database_url or "")
+        _migrate(live)
         asyncio.run(demo_mod.seed(live))
         keys = asyncio.run(demo_mod.role_keys(live))
         typer.echo(
@@ -142,14 +143,21 @@ def report(
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Walk the audit hash chain and report the first broken link."""
+def audit_verify(
+    head: Annotated[str | None, typer.Option(
+        "--head", metavar="ID:HASH",
+        help="a head kept elsewhere (a checkpoint, an earlier run's output): fail unless that "
+             "record is still in the chain with that hash")] = None,
+) -> None:
+    """Walk the audit hash chain: broken links, missing records, and a kept head."""
+    from app import audit_verify as verifier
+
     try:
-        from app import audit_verify as verifier
-    except ImportError as exc:
-        typer.echo(f"error: audit verification is not available yet ({exc})", err=True)
+        kept = verifier.KeptHead.parse(head) if head is not None else None
+    except ValueError as exc:
+        typer.echo(f"error: --head: {exc}", err=True)
         raise typer.Exit(2) from exc
-    raise typer.Exit(verifier.main(get_settings()))
+    raise typer.Exit(verifier.main(get_settings(), kept))
 
 
 def main() -> None:

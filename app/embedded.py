@@ -62,9 +62,59 @@ def _service_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam("coldchain")
 
 
+# The embedded cluster's roles: the owner of the schema (migrations) and the service's role, which
+# owns nothing and gets its grants from `coldchain migrate` (app/db_roles.py).
+OWNER_ROLE = "coldchain_owner"
+SERVICE_ROLE = "coldchain_app"
+
+_CREATE_ROLES = f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
+        CREATE ROLE {OWNER_ROLE} LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN
+        CREATE ROLE {SERVICE_ROLE} LOGIN;
+    END IF;
+END $$
+"""
+
+# Data directories from before the roles existed have everything owned by the bootstrap superuser
+# (whose objects REASSIGN OWNED refuses to move): hand the database's objects to the owner role.
+_ADOPT = f"""
+DO $$
+DECLARE item record;
+BEGIN
+    EXECUTE format('ALTER DATABASE %I OWNER TO {OWNER_ROLE}', current_database());
+    ALTER SCHEMA public OWNER TO {OWNER_ROLE};
+    FOR item IN SELECT c.oid::regclass AS name FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relowner = 'postgres'::regrole
+              AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO {OWNER_ROLE}', item.name);
+    END LOOP;
+    FOR item IN SELECT c.oid::regclass AS name FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relowner = 'postgres'::regrole AND c.relkind = 'S'
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid
+                              AND d.deptype IN ('a', 'i')) LOOP
+        EXECUTE format('ALTER SEQUENCE %s OWNER TO {OWNER_ROLE}', item.name);
+    END LOOP;
+    FOR item IN SELECT p.oid::regprocedure AS name FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public' AND p.proowner = 'postgres'::regrole LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO {OWNER_ROLE}', item.name);
+    END LOOP;
+END $$
+"""
+
+
 @dataclass
 class EmbeddedPostgres:
-    """A PostgreSQL cluster in `data_dir`, listening on 127.0.0.1:`port` with trust auth."""
+    """A PostgreSQL cluster in `data_dir`, listening on 127.0.0.1:`port` with trust auth.
+
+    The database belongs to `coldchain_owner` (migrations); the service connects as
+    `coldchain_app`, which owns nothing; `postgres` stays the cluster's superuser.
+    """
 
     data_dir: Path
     port: int = 0
@@ -80,9 +130,22 @@ class EmbeddedPostgres:
         port_file.parent.mkdir(parents=True, exist_ok=True)
         port_file.write_text(str(self.port))
 
+    def url_for(self, role: str, database: str | None = None) -> str:
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{database or self.database}"
+
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        """The service's URL: its role owns nothing."""
+        return self.url_for(SERVICE_ROLE)
+
+    @property
+    def owner_url(self) -> str:
+        """The migrations' URL: the owner of the database and its schema."""
+        return self.url_for(OWNER_ROLE)
+
+    @property
+    def superuser_url(self) -> str:
+        return self.url_for("postgres")
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -124,10 +187,19 @@ class EmbeddedPostgres:
             if result.returncode != 0:
                 raise RuntimeError(f"embedded PostgreSQL did not start: {result.stdout}{result.stderr}")
         wait_for_port(self.port)
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
-                  "postgres", "-tAc", f"CREATE DATABASE {self.database}", check=False)
+        self.psql("postgres", _CREATE_ROLES)
+        exists = self.psql("postgres", "SELECT 1 FROM pg_database WHERE datname = "
+                           f"'{self.database}'").stdout.strip()
+        if not exists:
+            self.psql("postgres", f"CREATE DATABASE {self.database} OWNER {OWNER_ROLE}")
+        self.psql(self.database, _ADOPT)
         log.info("embedded PostgreSQL on 127.0.0.1:%s (%s)", self.port, self.data_dir)
         return self.url
+
+    def psql(self, database: str, sql: str) -> subprocess.CompletedProcess[str]:
+        """Run SQL as the superuser (stops at the first error)."""
+        return self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
+                         database, "-v", "ON_ERROR_STOP=1", "-qtAc", sql)
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data_dir / "PG_VERSION").exists():

@@ -18,8 +18,14 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, service_url: str | None = None) -> None:
+    """Migrate as `database_url`'s role (the owner); then, given the service's URL, give its role
+    exactly the grants it needs (the service never owns what it writes)."""
     command.upgrade(alembic_config(database_url), revision)
+    if service_url:
+        from app.db_roles import grant_service_role
+
+        grant_service_role(database_url, service_url)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

@@ -47,7 +47,9 @@ def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
         if not settings.database_url:
             embedded.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
             updates["database_url"] = embedded.postgres.start()
-            log.warning("DATABASE_URL unset: embedded PostgreSQL at %s", updates["database_url"])
+            updates["migration_database_url"] = embedded.postgres.owner_url
+            log.warning("DATABASE_URL unset: embedded PostgreSQL at %s (migrations as %s)",
+                        updates["database_url"], updates["migration_database_url"])
         if broker and not settings.mqtt_url:
             embedded.broker = EmbeddedBroker(settings.data_dir / "mqtt")
             updates["mqtt_url"] = embedded.broker.start()
@@ -108,6 +110,10 @@ async def run_roles(
         _serve_api if role == "api" else role_runner(role) for role in roles
     ]
     runners += extra or []
+    if settings.database_url:
+        from app.db_roles import warn_at_start_up
+
+        await warn_at_start_up(settings.database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

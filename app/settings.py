@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The bootstrap admin key is compared as given (no hashing, no expiry): it must not be guessable.
@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "COLDCHAIN_DATABASE_URL")
     )
+    # The role that owns the schema and runs migrations; the service itself connects as
+    # DATABASE_URL's role, which should own nothing (README, "Database roles").
+    migration_database_url: str | None = None
     mqtt_url: str | None = Field(
         default=None, validation_alias=AliasChoices("MQTT_URL", "COLDCHAIN_MQTT_URL")
     )
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     # The event stream re-checks its key this often (at most 30 s) and closes once it is revoked
     # or expired; an expiry time also closes it on the dot.
     stream_recheck_s: float = Field(default=30.0, gt=0, le=30)
+    # Audit checkpoints: the chain's head, verified, to the log and (signed) to this URL.
+    audit_checkpoint_url: str | None = None
+    audit_checkpoint_secret: str | None = None  # whsec_… (Standard Webhooks, as alert webhooks)
+    audit_checkpoint_interval_s: float = 3600.0
     # Widest from/to window a time-range query may ask for (readings, audit).
     max_time_range_days: int = 400
 
@@ -88,12 +95,24 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
     def _check_db_url(cls, value: str | None) -> str | None:
         if value and urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres"):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+            raise ValueError("DATABASE_URL and COLDCHAIN_MIGRATION_DATABASE_URL must be postgresql:// URLs")
         return value or None
+
+    @model_validator(mode="after")
+    def _checkpoint_needs_a_secret(self) -> Settings:
+        if self.audit_checkpoint_url and not (self.audit_checkpoint_secret or "").startswith("whsec_"):
+            raise ValueError("COLDCHAIN_AUDIT_CHECKPOINT_URL needs COLDCHAIN_AUDIT_CHECKPOINT_SECRET "
+                             "(whsec_…, as alert webhooks are signed)")
+        return self
+
+    @property
+    def migration_url(self) -> str | None:
+        """Where migrations run: the owner's URL, by default DATABASE_URL itself."""
+        return self.migration_database_url or self.database_url
 
     @field_validator("mqtt_url")
     @classmethod

@@ -24,7 +24,8 @@ ADMIN_KEY = "test-admin-" + "k" * 24
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[test_servers.Servers]:
     running = test_servers.start(tmp_path_factory.mktemp("servers"))
     try:
-        upgrade(running.database_url)
+        # As in production: migrations as the owner, then the service role's grants.
+        upgrade(running.database.owner_url, service_url=running.database.url)
         yield running
     finally:
         running.close()
@@ -33,7 +34,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[test_servers.S
 @pytest.fixture(scope="session")
 def settings(servers: test_servers.Servers, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
-        database_url=servers.database_url,
+        database_url=servers.database.url,
+        migration_database_url=servers.database.owner_url,
         mqtt_url=servers.mqtt_url,
         topic_prefix=f"cctest-{secrets.token_hex(3)}/v1",
         admin_api_key=ADMIN_KEY,
@@ -50,13 +52,31 @@ def mqtt_url(settings: Settings) -> str:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The service's role, which owns nothing: what the code under test connects as."""
     eng = make_engine(settings.database_url or "", pool_size=5)
     yield eng
     await eng.dispose()
 
 
+@pytest.fixture(scope="session")
+async def owner_engine(servers: test_servers.Servers) -> AsyncIterator[AsyncEngine]:
+    """The schema's owner (what migrations run as): for DDL in tests and tampering as the owner."""
+    eng = make_engine(servers.database.owner_url, pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+async def superuser_engine(servers: test_servers.Servers) -> AsyncIterator[AsyncEngine]:
+    """The cluster's superuser on the test database: clean-up between tests."""
+    eng = make_engine(servers.database.superuser_url, pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
 async def truncate_all(engine: AsyncEngine) -> None:
-    """Empty every table that has rows (TRUNCATE of ~100 empty partitions costs ~0.3 s a test)."""
+    """Empty every table that has rows (TRUNCATE of ~100 empty partitions costs ~0.3 s a test);
+    `engine` is a superuser's (the audit trail's triggers are bypassed in replica mode)."""
     names = [t.name for t in Base.metadata.sorted_tables if t.name != "readings"]
     async with engine.begin() as conn:
         partitions = (
@@ -80,9 +100,9 @@ async def truncate_all(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A clean database (every table emptied) and a session on it."""
-    await truncate_all(engine)
+async def db(engine: AsyncEngine, superuser_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A clean database (every table emptied) and a session on it as the service's role."""
+    await truncate_all(superuser_engine)
     async with make_sessionmaker(engine)() as session:
         yield session
 

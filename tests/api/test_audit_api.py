@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import factories as f
 from tests.api.keys import bearer, make_key
+from tests.db import audit_support as chain
 
 
 async def _records(client: httpx.AsyncClient, **params: str | int) -> list[dict[str, object]]:
@@ -101,15 +102,40 @@ async def test_who_may_read_the_trail(client: httpx.AsyncClient) -> None:
 
 
 async def test_verify_endpoint_reports_the_first_broken_record(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, owner_engine: AsyncEngine
 ) -> None:
     for i in range(3):
         await f.site(client, f"Site {i}", "DE")
     intact = (await client.get("/api/v1/audit/verify")).json()
     assert intact["ok"] and intact["checked"] == 3 and intact["head_id"] == 3
-    async with engine.begin() as conn:
+    async with owner_engine.begin() as conn:  # the owner, behind the service's back
         await conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER USER"))
         await conn.execute(text("UPDATE audit_log SET actor = 'someone' WHERE id = 2"))
         await conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER USER"))
     broken = (await client.get("/api/v1/audit/verify")).json()
     assert (broken["ok"], broken["broken_id"], broken["checked"]) == (False, 2, 1)
+
+
+async def test_verify_endpoint_checks_a_kept_head_and_reports_gaps(
+    client: httpx.AsyncClient, owner_engine: AsyncEngine
+) -> None:
+    for i in range(4):
+        await f.site(client, f"Site {i}", "DE")
+    intact = (await client.get("/api/v1/audit/verify")).json()
+    head = {"head_id": intact["head_id"], "head_hash": intact["head_hash"]}
+    kept = (await client.get("/api/v1/audit/verify", params=head)).json()
+    assert (kept["ok"], kept["kept_head_ok"], kept["gaps"], kept["missing"]) == (True, True, [], 0)
+
+    await chain.rehash(owner_engine, delete=(2,))  # deleted, the rest re-linked and re-hashed
+    alone = (await client.get("/api/v1/audit/verify")).json()
+    assert (alone["ok"], alone["broken_id"], alone["missing"]) == (False, 3, 1)
+    assert alone["gaps"] == [{"first_missing_id": 2, "last_missing_id": 2}]
+    checked = (await client.get("/api/v1/audit/verify", params=head)).json()
+    assert (checked["ok"], checked["kept_head_ok"], checked["broken_id"]) == (False, False, 4)
+    assert checked["problem"].startswith("record #4 no longer has the kept hash")
+
+    for params, field in (({"head_id": 4}, "head_hash"), ({"head_hash": "ab" * 32}, "head_id")):
+        refused = await client.get("/api/v1/audit/verify", params=params)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == field
+    for bad in ({"head_id": 0, "head_hash": "ab" * 32}, {"head_id": 4, "head_hash": "zz" * 32}):
+        assert (await client.get("/api/v1/audit/verify", params=bad)).status_code == 422

@@ -27,9 +27,11 @@ MAX_EXAMPLES = 12
 
 
 @pytest.fixture(scope="module")
-async def seeded(settings: Settings, engine: AsyncEngine) -> AsyncIterator[None]:
+async def seeded(
+    settings: Settings, engine: AsyncEngine, superuser_engine: AsyncEngine
+) -> AsyncIterator[None]:
     """A small world (sites, lane, shipment with events, keys, a webhook) for the fuzzer to read."""
-    await truncate_all(engine)
+    await truncate_all(superuser_engine)
     app = create_app(settings, engine=engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test",
@@ -41,7 +43,7 @@ async def seeded(settings: Settings, engine: AsyncEngine) -> AsyncIterator[None]
         webhook = await admin.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
         assert webhook.status_code in (201, 404), webhook.text  # 404 until webhooks exist
     yield
-    await truncate_all(engine)
+    await truncate_all(superuser_engine)
 
 
 @pytest.fixture(scope="module")

@@ -195,8 +195,10 @@ ENDPOINTS = _endpoints()
 
 
 @pytest.fixture(scope="module")
-async def world_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[tuple[Any, World]]:
-    await truncate_all(engine)
+async def world_app(
+    settings: Settings, engine: AsyncEngine, superuser_engine: AsyncEngine
+) -> AsyncIterator[tuple[Any, World]]:
+    await truncate_all(superuser_engine)
     app = create_app(settings.model_copy(update={"rate_limit_per_s": 0}), engine=engine)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -204,7 +206,7 @@ async def world_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[tu
                                      headers=bearer(ADMIN_KEY)) as admin:
             world = await build_world(admin, engine)
         yield app, world
-    await truncate_all(engine)
+    await truncate_all(superuser_engine)
 
 
 def _fill(path: str, values: dict[str, str]) -> str:

@@ -52,15 +52,16 @@ async def test_worker_wakes_on_notify_evaluates_and_stops(
 
 
 async def test_a_shipment_that_fails_does_not_stop_the_others(
-    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession,
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, owner_engine: AsyncEngine,
 ) -> None:
     good = (await shipment_setup(client, departed_at=T0.isoformat()))["id"]
     bad = (await shipment_setup(client, departed_at=T0.isoformat(), reference="SHP-2",
                                 logger_ids=("LOG-2",)))["id"]
     await store(engine, good, "LOG-1", [(0, 5.0), (5, 9.0)])
     await store(engine, bad, "LOG-2", [(0, 5.0), (5, float("nan")), (10, 9.0)])
-    # A database fault while persisting one shipment (as a failing constraint would be).
-    async with engine.begin() as conn:
+    # A database fault while persisting one shipment (as a failing constraint would be); only
+    # the owner may add a trigger.
+    async with owner_engine.begin() as conn:
         await conn.execute(text(f"""
             CREATE FUNCTION cctest_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -78,7 +79,7 @@ async def test_a_shipment_that_fails_does_not_stop_the_others(
         state = await state_of(db, bad)
         assert state.next_check_at == at(11) + worker.RETRY_AFTER  # later, not in a hot loop
     finally:
-        async with engine.begin() as conn:
+        async with owner_engine.begin() as conn:
             await conn.execute(text("DROP TRIGGER cctest_refuse ON excursions"))
             await conn.execute(text("DROP FUNCTION cctest_refuse()"))
     # Once the fault is gone the shipment is judged, the NaN row skipped, not fatal.

@@ -23,14 +23,15 @@ def _diff(conn: Connection) -> list[Any]:
 
 
 async def test_upgrade_downgrade_upgrade_and_models_match(servers: Servers) -> None:
-    url = servers.new_database("coldchain_migrations")
-    # Alembic's env runs its own event loop: drive it from a worker thread.
+    database = servers.new_database("coldchain_migrations")
+    # Alembic's env runs its own event loop: drive it from a worker thread. The owner migrates
+    # (no superuser needed, as on a managed PostgreSQL).
     import asyncio
 
-    await asyncio.to_thread(upgrade, url)
-    await asyncio.to_thread(downgrade, url, "base")
-    await asyncio.to_thread(upgrade, url)
-    engine = make_engine(url, pool_size=1)
+    await asyncio.to_thread(upgrade, database.owner_url, service_url=database.url)
+    await asyncio.to_thread(downgrade, database.owner_url, "base")
+    await asyncio.to_thread(upgrade, database.owner_url, service_url=database.url)
+    engine = make_engine(database.owner_url, pool_size=1)
     async with engine.connect() as conn:
         diff = await conn.run_sync(_diff)
     await engine.dispose()

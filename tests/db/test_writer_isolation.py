@@ -26,7 +26,7 @@ async def test_a_refused_message_is_isolated_and_quarantined(
     db: AsyncSession, settings: Settings
 ) -> None:
     url = plain_url(settings.database_url or "")
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(plain_url(settings.migration_url or ""))  # the owner adds a rule
     await conn.execute("INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps)"
                        " VALUES ('L1', 300, 'unknown', 0)")
     # A rule of the database (not of the parser) that one valid-looking reading breaks.

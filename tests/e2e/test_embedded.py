@@ -53,7 +53,8 @@ def test_embedded_broker_round_trip(tmp_path: Path, use_mosquitto: bool) -> None
 
 def test_embedded_postgres_survives_restart_and_sigkill(tmp_path: Path) -> None:
     pg = EmbeddedPostgres(tmp_path / "pg")
-    url = pg.start()
+    pg.start()
+    url = pg.owner_url
 
     def psql(sql: str) -> str:
         return subprocess.run(["psql", url, "-qtAc", sql], check=True, capture_output=True,
@@ -73,8 +74,45 @@ def test_embedded_postgres_survives_restart_and_sigkill(tmp_path: Path) -> None:
 def test_resolved_fills_unset_urls_with_embedded_servers(tmp_path: Path) -> None:
     settings = Settings(database_url=None, mqtt_url=None, data_dir=tmp_path)
     with resolved(settings) as live:
-        assert live.database_url and live.database_url.startswith("postgresql://postgres@127.0.0.1:")
+        assert live.database_url and live.database_url.startswith(
+            "postgresql://coldchain_app@127.0.0.1:")
+        assert live.migration_url and live.migration_url.startswith(
+            "postgresql://coldchain_owner@127.0.0.1:")
         assert live.mqtt_url and live.mqtt_url.startswith("mqtt://127.0.0.1:")
         out = subprocess.run(["psql", live.database_url, "-qtAc", "SELECT 1"], capture_output=True,
                              text=True, check=True)
         assert out.stdout.strip() == "1"
+
+
+def _roles(url: str) -> str:
+    return subprocess.run(
+        ["psql", url, "-qtAc", "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, "
+         "(SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()) "
+         "FROM pg_roles WHERE rolname = current_user"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+
+
+def test_embedded_postgres_sets_up_an_owner_and_a_service_role_that_owns_nothing(
+    tmp_path: Path,
+) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pg")
+    pg.start()
+    try:
+        assert _roles(pg.url) == "coldchain_app|f|f|f|coldchain_owner"
+        assert _roles(pg.owner_url) == "coldchain_owner|f|f|f|coldchain_owner"
+        # A data directory from before the roles: its objects belong to the bootstrap superuser.
+        pg.psql(pg.database, "CREATE TABLE legacy (v int); CREATE SEQUENCE legacy_seq; "
+                "CREATE FUNCTION legacy_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'; "
+                "ALTER DATABASE coldchain OWNER TO postgres")
+        pg.stop()
+        pg.start()  # adopts them
+        owners = pg.psql(pg.database, "SELECT string_agg(o, ',' ORDER BY o) FROM ("
+                         "SELECT pg_get_userbyid(relowner) || ':' || relname AS o FROM pg_class "
+                         "WHERE relname IN ('legacy', 'legacy_seq') UNION ALL "
+                         "SELECT pg_get_userbyid(proowner) || ':' || proname FROM pg_proc "
+                         "WHERE proname = 'legacy_fn') x").stdout.strip()
+        assert owners == "coldchain_owner:legacy,coldchain_owner:legacy_fn,coldchain_owner:legacy_seq"
+        assert _roles(pg.url).endswith("|coldchain_owner")
+    finally:
+        pg.stop()

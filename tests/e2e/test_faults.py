@@ -49,7 +49,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     postgres, broker = EmbeddedPostgres(base / "pg"), EmbeddedBroker(base / "mqtt")
     database_url, mqtt_url = postgres.start(), broker.start()
     try:
-        upgrade(database_url)
+        upgrade(postgres.owner_url, service_url=database_url)  # as in production
         yield Servers(postgres, broker, database_url, mqtt_url, base)
     finally:
         broker.stop()
@@ -126,7 +126,11 @@ async def run(servers: Servers) -> AsyncIterator[Run]:
         webhook_allow_private=True, data_dir=servers.base,
     )
     engine = make_engine(servers.database_url, pool_size=2)
-    await truncate_all(engine)
+    cleaner = make_engine(servers.postgres.superuser_url, pool_size=1)
+    try:
+        await truncate_all(cleaner)
+    finally:
+        await cleaner.dispose()
     receiver = Receiver()
     receiver.start()
     plan = Plan(start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))

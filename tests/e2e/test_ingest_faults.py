@@ -61,8 +61,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     postgres = EmbeddedPostgres(base / "pg", port=free_port())
     broker = EmbeddedBroker(base / "mqtt", port=free_port())
     try:
-        url = postgres.start()
-        upgrade(url)
+        url = postgres.start()  # the service's role; migrations as the owner, as in production
+        upgrade(postgres.owner_url, service_url=url)
         broker.start()
         yield Servers(postgres, broker, url, base)
     finally:

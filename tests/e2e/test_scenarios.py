@@ -100,10 +100,12 @@ async def _settle(settings: Settings, sessions: async_sessionmaker[AsyncSession]
 
 
 @pytest.fixture(scope="module")
-async def outcomes(settings: Settings, engine: AsyncEngine) -> dict[str, Outcome]:
+async def outcomes(
+    settings: Settings, engine: AsyncEngine, superuser_engine: AsyncEngine
+) -> dict[str, Outcome]:
     ingest_worker = importlib.import_module("ingest.worker")
     alerts_worker = importlib.import_module("alerts.worker")
-    await truncate_all(engine)
+    await truncate_all(superuser_engine)
     live = settings.model_copy(update={"evaluator_period_s": 1.0})
     sessions = make_sessionmaker(engine)
     stop = asyncio.Event()
@@ -164,11 +166,12 @@ def _demo_status(entry: demo.DemoShipment) -> str:
     return STATUS_AFTER[done[-1]] if done else "packed"
 
 
-async def test_demo_brings_a_dozen_shipments_to_life(settings: Settings,
-                                                     engine: AsyncEngine) -> None:
+async def test_demo_brings_a_dozen_shipments_to_life(
+    settings: Settings, engine: AsyncEngine, superuser_engine: AsyncEngine
+) -> None:
     ingest_worker = importlib.import_module("ingest.worker")
     alerts_worker = importlib.import_module("alerts.worker")
-    await truncate_all(engine)
+    await truncate_all(superuser_engine)
     live = settings.model_copy(update={"evaluator_period_s": 1.0})
     sessions = make_sessionmaker(engine)
     stop = asyncio.Event()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app import audit
 from app.api.deps import check_time_range
-from app.audit_verify import ChainRow, verify_rows
+from app.audit_verify import ChainRow, ChainWalker, KeptHead, kept_head_problem, verify_rows
 from app.errors import InvalidField
 from app.security import RateLimiter, key_prefix, new_api_key
 
@@ -58,6 +58,53 @@ def test_the_first_broken_link_is_named(tamper: object, broken_id: int, words: s
     assert result.broken_id == broken_id
     assert words in (result.problem or "")
     assert f"#{broken_id}" in result.describe()
+
+
+def _relinked(rows: list[ChainRow]) -> list[ChainRow]:
+    """The rows re-hashed in order: what a forger with the database does after removing some."""
+    out, prev = [], audit.GENESIS
+    for row in rows:
+        fields = audit.hashed_fields(
+            at=row.at, actor=row.actor, role=row.role, action=row.action,
+            entity_type=row.entity_type, entity_id=row.entity_id, before=row.before,
+            after=row.after, reason=row.reason)
+        digest = audit.record_digest(prev, fields)
+        out.append(replace(row, prev_hash=prev, hash=digest))
+        prev = digest
+    return out
+
+
+def test_missing_ids_in_a_relinked_chain_are_reported() -> None:
+    rows = [r for r in _chain(12) if r.id not in (3, 4, 9)]
+    result = verify_rows(_relinked(rows))
+    assert (result.ok, result.broken_id, result.gaps, result.missing) == (False, 5, ((3, 4), (9, 9)), 3)
+    assert result.problem is not None and result.problem.startswith("3 record(s) missing (#3–#4 first)")
+    assert result.checked == 9 and result.head_id == 12  # every present link held
+    leading = verify_rows(_relinked(_chain(3)[1:]))  # the first record removed
+    assert (leading.ok, leading.gaps) == (False, ((1, 1),))
+
+
+def test_a_walk_can_start_after_a_trusted_head() -> None:
+    rows = _chain(6)
+    walker = ChainWalker(KeptHead(3, rows[2].hash))
+    assert all(walker.feed(r) for r in rows[3:])
+    result = walker.result()
+    assert (result.ok, result.checked, result.head_id) == (True, 3, 6)
+    assert ChainWalker(KeptHead(3, b"\x07" * 32)).feed(rows[3]) is False  # not its successor
+
+
+def test_kept_heads_parse_and_judge() -> None:
+    digest = _chain(2)[1].hash
+    kept = KeptHead.parse(f" 2:{digest.hex().upper()} ")
+    assert kept == KeptHead(2, digest)
+    for bad in ("2", "0:" + "0" * 64, "2:" + "0" * 63, "x:" + "0" * 64, "2:" + "g" * 64):
+        with pytest.raises(ValueError, match="ID:HASH"):
+            KeptHead.parse(bad)
+    assert kept_head_problem(kept, digest) is None
+    assert "no longer in the chain" in (kept_head_problem(kept, None) or "")
+    assert "rewritten" in (kept_head_problem(kept, b"\x01" * 32) or "")
+    good = verify_rows(_chain(2))
+    assert f"--head 2:{digest.hex()}" in good.describe()
 
 
 json_leaf = st.one_of(

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from app.api.deps import SessionDep, check_time_range, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.audit_verify import verify_chain
+from app.audit_verify import KeptHead, verify_chain
+from app.errors import InvalidField
 from app.models import AuditRecord
 from app.schemas.audit import AuditRecordOut, AuditVerifyOut
 from app.security import Principal
@@ -66,7 +67,23 @@ async def list_audit(
 
 
 @router.get("/audit/verify", response_model=AuditVerifyOut)
-async def verify_audit(session: SessionDep, _: Verifier) -> dict[str, Any]:
-    """Walk the whole hash chain now (as `coldchain audit verify` does); admin and qp only."""
-    result = await verify_chain(session)
-    return {name: getattr(result, name) for name in AuditVerifyOut.model_fields}
+async def verify_audit(
+    session: SessionDep,
+    _: Verifier,
+    head_id: Annotated[int | None, Query(ge=1, description="A head kept elsewhere: its id")] = None,
+    head_hash: Annotated[str | None, Query(
+        pattern="^[0-9a-fA-F]{64}$", description="…and its hash (64 hex digits)")] = None,
+) -> dict[str, Any]:
+    """Walk the whole hash chain now (as `coldchain audit verify` does); admin and qp only.
+
+    With `head_id` and `head_hash` (a checkpoint, an earlier answer's head), `ok` is false unless
+    that record is still in the chain with that hash: truncation and wholesale rewriting show.
+    """
+    if (head_id is None) != (head_hash is None):
+        raise InvalidField("head_hash" if head_hash is None else "head_id",
+                           "head_id and head_hash go together")
+    kept = KeptHead(head_id, bytes.fromhex(head_hash)) if head_id and head_hash else None
+    result = await verify_chain(session, kept=kept)
+    answer = {name: getattr(result, name) for name in AuditVerifyOut.model_fields}
+    answer["gaps"] = [{"first_missing_id": a, "last_missing_id": b} for a, b in result.gaps]
+    return answer

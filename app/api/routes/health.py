@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+
+from app.db_roles import check_role
 
 router = APIRouter(tags=["operations"])
 
@@ -36,10 +37,13 @@ async def _broker_reachable(url: str | None) -> bool:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and broker answer; `warnings` name what is unsafe but running
+    (a service role that could rewrite the audit trail)."""
     checks: dict[str, str] = {}
+    warnings: list[str] = []
     try:
         async with request.app.state.engine.connect() as conn:
-            await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            warnings = await asyncio.wait_for(check_role(conn), 2)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as such
         checks["database"] = f"unreachable: {type(exc).__name__}"
@@ -47,7 +51,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks["broker"] = "ok" if broker_ok else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        {"status": "ready" if ready else "not ready", "checks": checks, "warnings": warnings},
         status_code=200 if ready else 503,
     )
 
