@@ -266,7 +266,7 @@ class EmbeddedBroker:
                 # Loggers reconnect after long offline stretches: keep their queued QoS 1 messages.
                 "max_queued_messages 1000000\n"
                 "max_inflight_messages 1000\n"
-                "message_size_limit 2097152\n"
+                "max_packet_size 16777216\n"
                 "persistent_client_expiration 14d\n"
                 + ("user root\n" if os.geteuid() == 0 else "")
             )

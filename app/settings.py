@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     ingest_client_id: str | None = None
     ingest_batch_max: int = 5000
     ingest_batch_wait_ms: int = 50
-    ingest_queue_max: int = 20000
+    # Bytes of messages received and not yet acknowledged; reading pauses at this bound.
+    ingest_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    ingest_keepalive_s: int = Field(default=30, ge=2, le=65535)
     # Longest a batch's statement may take (lock waits included) before the write is retried on
     # a new connection: a hung database must not hold the batch, and its acks, forever.
     ingest_statement_timeout_s: float = Field(default=30.0, gt=0)

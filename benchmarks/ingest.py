@@ -111,17 +111,23 @@ async def stored(db_url: str, loggers: list[str]) -> int:
         await conn.close()
 
 
+def tag(contender: str) -> str:
+    """Logger ids of a contender: B + the initials of its name + a number."""
+    return "".join(part[0] for part in contender.split("-"))
+
+
 def run_contender(name: str, args: argparse.Namespace, db_url: str, mqtt_url: str,
                   broker: psutil.Process | None) -> dict[str, Any]:
     messages = args.naive_messages if name == "naive" else args.messages
     prefix = f"bench-{name}-{secrets.token_hex(3)}/v1"
     common = {"database_url": db_url, "mqtt_url": mqtt_url, "prefix": prefix}
     expect = messages * args.readings_per_message
-    several = name == "worker" and args.workers > 1
+    worker = name.startswith("worker")
+    several = worker and args.workers > 1
     subs = [subprocess.Popen(
         [sys.executable, str(ROLES), name,
          json.dumps({**common, "expect": 0 if several else expect, "index": i})],
-        stdout=subprocess.PIPE, text=True) for i in range(args.workers if name == "worker" else 1)]
+        stdout=subprocess.PIPE, text=True) for i in range(args.workers if worker else 1)]
     for sub in subs:
         assert sub.stdout is not None
         assert sub.stdout.readline().strip() == "READY", f"{name} did not start"
@@ -139,7 +145,7 @@ def run_contender(name: str, args: argparse.Namespace, db_url: str, mqtt_url: st
 
     threading.Thread(target=sample, daemon=True).start()
     broker_cpu = cpu_of(broker)
-    loggers = [f"B{name[0]}{i}" for i in range(args.loggers)]
+    loggers = [f"B{tag(name)}{i}" for i in range(args.loggers)]
     pub = subprocess.run(
         [sys.executable, str(ROLES), "publish", json.dumps({
             **common, "messages": messages, "loggers": loggers, "rate": args.rate,
@@ -189,6 +195,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     by = {r["contender"]: r for r in rows}
     if "worker" in by and "yardstick" in by:
         print(f"\nworker / yardstick = {by['worker']['rate'] / by['yardstick']['rate']:.2f}")
+    if "worker" in by and "worker-paho" in by:
+        print(f"worker-paho / worker = {by['worker-paho']['rate'] / by['worker']['rate']:.2f}")
     if "worker" in by and "naive" in by:
         print(f"worker / naive     = {by['worker']['rate'] / by['naive']['rate']:.1f}")
     print(f"prefilled rows: {args.prefill:,}; readings per message: {args.readings_per_message}; "
@@ -216,7 +224,7 @@ def main() -> int:
             stack.callback(broker.stop)
             assert broker.process is not None
             broker_proc = psutil.Process(broker.process.pid)
-        loggers = [f"B{c[0]}{i}" for c in contenders for i in range(args.loggers)]
+        loggers = [f"B{tag(c)}{i}" for c in contenders for i in range(args.loggers)]
         started = time.time()
         db_url = asyncio.run(prepare_database(admin_url, loggers, args.prefill))
         print(f"database ready in {time.time() - started:.1f}s", flush=True)

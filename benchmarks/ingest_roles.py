@@ -73,12 +73,82 @@ async def backend_cpu(conn: asyncpg.Connection, application: str) -> float:
 
 
 # -- the service's worker -----------------------------------------------------------------------
+def public_api_source() -> type:
+    """MqttSource on paho's supported receive path (issue 13, item 8): the measure against which
+    ingest/mqtt_client.py's own packet splitter is kept. paho reads each packet (three recv
+    calls, an MQTTMessage and MQTT 5 Properties) and calls on_message; every PUBACK is its own
+    `client.ack(mid, 1)`; the socket runs on the asyncio loop through the external-loop API, and
+    loop_misc keeps paho's own keepalive (which a long pause would break: fine for a benchmark).
+    """
+    from ingest.mqtt import MqttSource
+
+    class PublicApiClient(mqtt.Client):
+        def __init__(self, *args: Any, sink: Any, oversized_sink: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.reading_paused = False
+            self.delivered = 0
+
+        def reset_buffer(self) -> None:
+            self.reading_paused = False
+
+        def buffered(self) -> bool:
+            return False
+
+        def pause_reading(self) -> None:
+            self.reading_paused = True
+
+        def resume_reading(self) -> None:
+            self.reading_paused = False
+
+        def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+            # paho's loop_read reads one packet per call: keep going while messages come.
+            rc = mqtt.MQTT_ERR_SUCCESS
+            for _ in range(1000):
+                seen = self.delivered
+                rc = super().loop_read()
+                if rc or self.reading_paused or self.delivered == seen:
+                    break
+            return rc
+
+        def ack_many(self, mids: list[int]) -> None:
+            for mid in mids:
+                self.ack(mid, 1)
+
+        def tick(self, _now: float) -> None:
+            self.loop_misc()
+
+        def close_socket(self) -> None:
+            self.disconnect()
+
+    class PublicApiSource(MqttSource):
+        client_class = PublicApiClient  # type: ignore[assignment]
+
+        def _new_client(self) -> Any:
+            client = super()._new_client()
+
+            def on_message(_c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+                client.delivered += 1
+                try:
+                    topic: Any = message.topic
+                except UnicodeDecodeError:
+                    topic = b"\xff"  # an invalid topic: quarantined as such
+                self._on_publish(topic, message.payload, message.mid)
+
+            client.on_message = on_message
+            return client
+
+    return PublicApiSource
+
+
 async def run_worker(a: dict[str, Any]) -> None:
     """The service's worker; with expect = 0 it runs until SIGTERM (several share one group)."""
     import signal
 
     from app.settings import Settings
     from ingest import worker
+
+    if a.get("receive") == "paho":
+        worker.MqttSource = public_api_source()  # type: ignore[misc]
 
     settings = Settings(database_url=a["database_url"], mqtt_url=a["mqtt_url"],
                         topic_prefix=a["prefix"], ingest_group="bench",
@@ -278,7 +348,10 @@ def main() -> None:
     if role == "publish":
         run_publisher(args)
         return
-    runner = {"worker": run_worker, "yardstick": run_yardstick, "naive": run_naive}[role]
+    if role == "worker-paho":
+        args["receive"] = "paho"
+    runner = {"worker": run_worker, "worker-paho": run_worker, "yardstick": run_yardstick,
+              "naive": run_naive}[role]
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
 

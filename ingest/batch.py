@@ -27,6 +27,22 @@ class Delivery(NamedTuple):
     received: float  # Unix seconds
 
 
+class Oversized(NamedTuple):
+    """A PUBLISH whose payload was over the contract's limit, read as a stream and never held
+    whole: its first REJECTED_PAYLOAD_MAX bytes (as `payload`), its size and its SHA-256."""
+
+    topic: bytes
+    payload: bytes
+    mid: int
+    generation: int
+    received: float
+    size: int
+    sha256: bytes
+
+
+Message = Delivery | Oversized  # what the inbox holds and a batch is made of
+
+
 class Route(NamedTuple):
     topic: str
     kind: str | None  # "telemetry" | "status" | None (invalid topic)
@@ -47,7 +63,7 @@ class Source(NamedTuple):
 
 @dataclass(slots=True)
 class PreparedBatch:
-    deliveries: list[Delivery]
+    deliveries: list[Message]
     # (logger_id, ts, temp_c, lat, lon, battery_pct, light, shock_g, humidity_pct, ln2_level_pct,
     #  seq, received_at, payload_sha256, msg, idx, payload) — `msg` indexes `sources`; the raw
     #  payload rides on the first reading of each message only (None on the others).
@@ -79,14 +95,17 @@ class PreparedBatch:
 
 def rejection_row(
     topic: str, logger_id: str | None, payload: bytes, sha: bytes, received_at: datetime,
-    rejected: p.Rejected,
+    rejected: p.Rejected, *, size: int | None = None,
 ) -> tuple[Any, ...]:
-    """An ingest_rejections row; identity (topic, payload, reading) makes a redelivery a no-op."""
+    """An ingest_rejections row; identity (topic, payload, reading) makes a redelivery a no-op.
+
+    `size` is the payload's full size when `payload` is only its head (an oversized message).
+    """
     index = rejected.index
     evidence = rejected.element if rejected.element is not None else payload[:REJECTED_PAYLOAD_MAX]
     key = _sha256(b"%b\x00%b\x00%d" % (topic.encode(), sha, -1 if index is None else index)).digest()
     return (received_at, topic, logger_id, rejected.reason, clean_text(rejected.detail), evidence,
-            len(payload), sha, index, key)
+            len(payload) if size is None else size, sha, index, key)
 
 
 def clean_text(text: str) -> str:
@@ -99,15 +118,15 @@ class Assembler:
 
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self._routes: dict[bytes, Route] = {}
+        self._routes: dict[bytes | str, Route] = {}
         self._clock = (-1.0, datetime.fromtimestamp(0, UTC))
 
-    def route(self, topic: bytes) -> Route:
+    def route(self, topic: bytes | str) -> Route:
         route = self._routes.get(topic)
         if route is None:
             if len(self._routes) >= _ROUTE_CACHE_MAX:
                 self._routes.clear()
-            text = topic.decode("utf-8", "backslashreplace")
+            text = topic if isinstance(topic, str) else topic.decode("utf-8", "backslashreplace")
             parsed = p.parse_topic(text, self._prefix)
             if isinstance(parsed, p.Rejected):
                 route = Route(clean_text(text), None, None, parsed)
@@ -116,7 +135,7 @@ class Assembler:
             self._routes[topic] = route
         return route
 
-    def assemble(self, deliveries: list[Delivery]) -> PreparedBatch:
+    def assemble(self, deliveries: list[Message]) -> PreparedBatch:
         batch = PreparedBatch(deliveries)
         for delivery in deliveries:
             try:
@@ -138,12 +157,20 @@ class Assembler:
             self._clock = (when, at)
         return at
 
-    def _add(self, batch: PreparedBatch, delivery: Delivery) -> None:
+    def _add(self, batch: PreparedBatch, delivery: Message) -> None:
         route = self.route(delivery.topic)
         received_at = self._received_at(delivery.received)
         payload = delivery.payload
-        sha = _sha256(payload).digest()
         topic, logger_id, kind = route.topic, route.logger_id, route.kind
+        if type(delivery) is Oversized:  # judged before the topic: its bytes are gone
+            batch.rejections.append(rejection_row(
+                topic, logger_id, payload, delivery.sha256, received_at,
+                p.Rejected(p.PAYLOAD_TOO_LARGE,
+                           f"{delivery.size} bytes, the limit is {p.MAX_PAYLOAD_BYTES}"),
+                size=delivery.size,
+            ))
+            return
+        sha = _sha256(payload).digest()
         if logger_id is None:
             batch.rejections.append(
                 rejection_row(topic, None, payload, sha, received_at, route.rejected)  # type: ignore[arg-type]

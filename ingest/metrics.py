@@ -45,7 +45,17 @@ RETRIES = Counter(
     "coldchain_ingest_write_retries_total", "Batch writes retried", ["cause"]
 )
 QUEUE = Gauge("coldchain_ingest_queue_messages", "Messages received but not yet taken into a batch")
+BUFFER_BYTES = Gauge(
+    "coldchain_ingest_buffer_bytes",
+    "Bytes of messages received and not yet acknowledged (bounded by COLDCHAIN_INGEST_BUFFER_BYTES)",
+)
+PAUSES = Counter(
+    "coldchain_ingest_read_pauses_total", "Times reading from the broker paused on a full buffer"
+)
 CONNECTED = Gauge("coldchain_ingest_broker_connected", "1 while connected to the MQTT broker")
+DISCONNECTS = Counter(
+    "coldchain_ingest_broker_disconnects_total", "Connections to the MQTT broker that ended"
+)
 
 for _reason in (*REASONS, PROCESSING_ERROR):
     REJECTED.labels(_reason)

@@ -1,9 +1,8 @@
-"""MQTT transport on the asyncio loop: paho-mqtt 2.x, persistent session, acks after commit.
+"""MQTT transport on the asyncio loop: paho-mqtt, persistent session, acks after commit.
 
-The only module that imports paho. The event loop owns the client (paho is not thread-safe): its
-socket is watched with add_reader/add_writer, only the blocking TCP connect runs in a thread.
-paho's receive path is replaced by a packet splitter over whole socket reads (see _Client): it
-was the top of the profile (three recv calls and an MQTT 5 Properties object per message).
+With ingest/mqtt_client.py the only module that imports paho. The event loop owns the client
+(paho is not thread-safe): its socket is watched with add_reader/add_writer, only the blocking
+TCP connect runs in a thread. The receive path is mqtt_client.PahoClient's packet splitter.
 """
 
 from __future__ import annotations
@@ -11,150 +10,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
-import struct
 import threading
 import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import metrics
-from ingest.batch import Delivery
+from ingest.batch import Delivery, Message, Oversized
 from ingest.inbox import Inbox
-from ingest.wire import BrokerAddress, decode_publish
+from ingest.mqtt_client import PahoClient
+from ingest.wire import BrokerAddress
 
 log = logging.getLogger(__name__)
 # A worker that is down keeps its broker session (and the messages queued for it) this long.
 SESSION_EXPIRY_S = 7 * 24 * 3600
-KEEPALIVE_S = 30
 CONNACK_TIMEOUT_S = 10.0
-_RECV_SIZE = 256 * 1024
-_PUBACK = 0x40
 _delivery = tuple.__new__  # a Delivery without the NamedTuple's Python-level __new__ (per message)
+# Receive Maximum: the broker never has more messages out to us than the buffer budget holds at
+# this size each. A single reading is ~150 B, a store-and-forward batch of ~25 readings 4 KiB:
+# the usual traffic is bounded by the broker's flow control, larger messages by the pause.
+RECEIVE_MAXIMUM_MESSAGE_BYTES = 4096
 
 
-def _fresh_packet() -> dict[str, Any]:
-    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-            "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
-
-
-class _Client(mqtt.Client):
-    """paho's client whose receive path splits whole socket reads into packets.
-
-    paho reads each packet with three recv calls and decodes a PUBLISH into MQTTMessage and MQTT 5
-    Properties objects; here one recv of up to 256 KiB is split in place, PUBLISH (QoS 0/1) goes
-    straight to the sink and every other packet to paho's own handlers (CONNACK, SUBACK, PINGRESP,
-    DISCONNECT…), so paho keeps the protocol state. Acknowledgements go out as one write per batch.
-    """
-
-    def __init__(self, *args: Any, sink: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sink = sink
-        self._rest = b""  # the start of a packet not yet complete, or packets held while paused
-        self.reading_paused = False
-
-    def reset_buffer(self) -> None:
-        self._rest = b""
-
-    def buffered(self) -> bool:
-        return bool(self._rest)
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        while self._sock is not None:
-            data = b""
-            try:
-                data = self._sock_recv(_RECV_SIZE)
-            except BlockingIOError:
-                pass
-            except OSError:
-                return self._loop_rc_handle(mqtt.MQTT_ERR_CONN_LOST)
-            else:
-                if not data:
-                    return self._loop_rc_handle(mqtt.MQTT_ERR_CONN_LOST)
-                with self._msgtime_mutex:
-                    self._last_bytes_received = time.monotonic()
-            buf = self._rest + data if self._rest else data
-            rc, used = self._split(buf)
-            self._rest = buf[used:]
-            if rc or self.reading_paused or not data:
-                return rc
-            pending = getattr(self._sock, "pending", None)  # TLS: decrypted bytes select misses
-            if pending is None or not pending():
-                return rc
-        return mqtt.MQTT_ERR_NO_CONN
-
-    def _split(self, buf: bytes) -> tuple[mqtt.MQTTErrorCode, int]:
-        size, pos, sink = len(buf), 0, self._sink
-        v5 = self._protocol == mqtt.MQTTv5
-        while pos < size and not self.reading_paused:
-            header, body, length, shift = buf[pos], pos + 1, 0, 0
-            while True:  # the remaining length: a variable byte integer
-                if body >= size:
-                    return mqtt.MQTT_ERR_SUCCESS, pos
-                byte = buf[body]
-                body += 1
-                length |= (byte & 0x7F) << shift
-                if byte < 0x80:
-                    break
-                shift += 7
-                if shift > 21:
-                    return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL), pos
-            end = body + length
-            if end > size:
-                return mqtt.MQTT_ERR_SUCCESS, pos
-            if header & 0xF0 == 0x30 and header & 0x06 != 0x04:  # PUBLISH, QoS 0 or 1
-                try:
-                    topic, mid, payload = decode_publish(header, buf, v5, body, end)
-                except (IndexError, ValueError):
-                    return self._loop_rc_handle(mqtt.MQTT_ERR_PROTOCOL), end
-                pos = end
-                if topic:
-                    sink(topic, payload, mid)
-                    continue
-            pos = end
-            rc = self._paho_packet(header, buf[body:end], length)
-            if rc:
-                return self._loop_rc_handle(rc), pos
-            if self._sock is None:
-                break
-        return mqtt.MQTT_ERR_SUCCESS, pos
-
-    def _paho_packet(self, header: int, body: bytes, length: int) -> mqtt.MQTTErrorCode:
-        self._in_packet = {**_fresh_packet(), "command": header, "have_remaining": 1,
-                           "remaining_length": length, "packet": bytearray(body)}
-        try:
-            return self._packet_handle()
-        except MalformedPacket:
-            return mqtt.MQTT_ERR_PROTOCOL
-        finally:
-            self._in_packet = _fresh_packet()
-
-    def ack_many(self, mids: list[int]) -> None:
-        """PUBACK each packet id, in the given order, as one write (4 bytes each)."""
-        if mids:
-            blob = struct.pack(f"!{len(mids)}I", *[0x40020000 | mid for mid in mids])
-            self._packet_queue(_PUBACK, blob, 0, 0)
+def receive_maximum(buffer_bytes: int) -> int:
+    return max(1, min(65535, buffer_bytes // RECEIVE_MAXIMUM_MESSAGE_BYTES))
 
 
 class MqttSource:
-    """Connection lifecycle, subscriptions in on_connect, a bounded inbox, acks per connection."""
+    """Connection lifecycle, subscriptions in on_connect, a byte-bounded inbox, acks per connection."""
+
+    client_class: type[PahoClient] = PahoClient
 
     def __init__(
-        self, url: str, *, client_id: str, topics: list[str], group: str | None, queue_max: int,
+        self, url: str, *, client_id: str, topics: list[str], group: str | None, buffer_bytes: int,
+        keepalive_s: int = 30,
     ) -> None:
         self.address = BrokerAddress.parse(url)
         self.client_id = client_id
         self.topics = topics
         self.group = group
-        self.inbox = Inbox(queue_max, self._pause, self._resume)
+        self.keepalive_s = keepalive_s
+        self.inbox = Inbox(buffer_bytes, self._pause, self._resume)
         self.generation = 0
         self._v5 = True
-        self._client: _Client | None = None
+        self._client: PahoClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock: Any = None
         self._opening = False
@@ -169,7 +74,7 @@ class MqttSource:
         self.subscribed = asyncio.Event()
 
     # -- the consumer side -------------------------------------------------------------------
-    def ack(self, deliveries: list[Delivery]) -> int:
+    def ack(self, deliveries: list[Message]) -> int:
         """Acknowledge committed deliveries of the current connection, in arrival order.
 
         Packet ids are per connection: one from an earlier connection could now name another
@@ -226,20 +131,20 @@ class MqttSource:
             if self._v5:
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = SESSION_EXPIRY_S
-                # Never more unacknowledged messages than our inbox holds.
-                props.ReceiveMaximum = min(self.inbox.limit, 65535)
-                client.connect(self.address.host, self.address.port, KEEPALIVE_S,
+                props.ReceiveMaximum = receive_maximum(self.inbox.budget)
+                client.connect(self.address.host, self.address.port, self.keepalive_s,
                                clean_start=False, properties=props)
             else:
-                client.connect(self.address.host, self.address.port, KEEPALIVE_S)
+                client.connect(self.address.host, self.address.port, self.keepalive_s)
         else:
             self._client.reconnect()
 
-    def _new_client(self) -> _Client:
-        client = _Client(
+    def _new_client(self) -> PahoClient:
+        client = self.client_class(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
             clean_session=None if self._v5 else False, manual_ack=True, sink=self._on_publish,
+            oversized_sink=self._on_oversized,
         )
         if self.address.tls:
             client.tls_set()
@@ -248,7 +153,6 @@ class MqttSource:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
-        client.on_message = lambda _c, _u, m: self._on_publish(m._topic, m.payload, m.mid)
         client.on_socket_open = lambda _c, _u, sock: self._call(self._attach, sock)
         client.on_socket_close = lambda _c, _u, sock: self._call(self._detach, sock)
         client.on_socket_register_write = lambda _c, _u, sock: self._call(self._want_write, sock)
@@ -268,7 +172,10 @@ class MqttSource:
         assert self._loop is not None and self._client is not None
         self._client.reset_buffer()
         self._sock = sock
-        self._client.reading_paused = False
+        # While reading is paused, a broker host that stops acknowledging our packets (PINGREQ,
+        # PUBACK) ends the connection after this long instead of TCP's ~15 minutes.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.keepalive_s * 1000)
         self._loop.add_reader(sock, self._on_readable)
 
     def _detach(self, sock: Any) -> None:
@@ -295,16 +202,19 @@ class MqttSource:
     def _on_publish(self, topic: bytes, payload: bytes, mid: int) -> None:
         self.inbox.push(_delivery(Delivery, (topic, payload, mid, self.generation, self._now)))
 
+    def _on_oversized(self, topic: bytes, head: bytes, mid: int, size: int, sha256: bytes) -> None:
+        self.inbox.push(Oversized(topic, head, mid, self.generation, self._now, size, sha256))
+
     def _pause(self) -> None:
         if self._client is not None:
-            self._client.reading_paused = True
+            self._client.pause_reading()
         if self._sock is not None and self._loop is not None:
             self._loop.remove_reader(self._sock)
 
     def _resume(self) -> None:
         if self._client is None or self._loop is None:
             return
-        self._client.reading_paused = False
+        self._client.resume_reading()
         if self._sock is not None:
             self._loop.add_reader(self._sock, self._on_readable)
             if self._client.buffered():
@@ -341,6 +251,7 @@ class MqttSource:
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.generation += 1
+        metrics.DISCONNECTS.inc()
         # Nothing received on that connection can be acknowledged any more: the broker resends it.
         self.inbox.clear()
         self.connected.clear()
@@ -369,7 +280,7 @@ class MqttSource:
             old.on_socket_close = None
             self._abort(old)
 
-    def _abort(self, client: _Client | None = None) -> None:
+    def _abort(self, client: PahoClient | None = None) -> None:
         """Drop a connection that is going nowhere (no CONNACK, or a refused protocol)."""
         client = client or self._client
         if client is None:
@@ -377,15 +288,16 @@ class MqttSource:
         sock = self._sock
         if sock is not None:
             self._detach(sock)
-        client._sock_close()
+        client.close_socket()
         if client is self._client:
             self._on_disconnect(client, None, None, "no CONNACK", None)
 
     async def _misc_loop(self) -> None:
+        period = min(1.0, self.keepalive_s / 8)
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(period)
             if self._client is not None and not self._opening and self._sock is not None:
-                self._client.loop_misc()
+                self._client.tick(time.monotonic())
 
     async def _disconnect(self) -> None:
         client = self._client

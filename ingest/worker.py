@@ -71,7 +71,8 @@ async def run(
         start_http_server(settings.ingest_metrics_port, addr=settings.host)
     source = MqttSource(
         settings.mqtt_url, client_id=client_id(settings), topics=topic_filters(settings.topic_prefix),
-        group=settings.ingest_group or None, queue_max=settings.ingest_queue_max,
+        group=settings.ingest_group or None, buffer_bytes=settings.ingest_buffer_bytes,
+        keepalive_s=settings.ingest_keepalive_s,
     )
     writers = [Writer(plain_url(settings.database_url), settings.topic_prefix,
                       timeout_s=settings.ingest_statement_timeout_s) for _ in range(WRITERS)]
@@ -178,9 +179,11 @@ async def _write_loop(
             # Once a batch is left unwritten (stopping while the database is away), nothing after
             # it is acknowledged either: MQTT acks go in arrival order; the broker redelivers.
             acking = acking and result is not None
+            if acking:
+                source.ack(batch.deliveries)
+            source.inbox.release(batch.deliveries)
             if not acking or result is None:
                 continue
-            source.ack(batch.deliveries)
             _record(result, batch)
             summary.add(result, len(source.inbox))
             if on_commit is not None:

@@ -194,3 +194,25 @@ async def settle(run: Ingest, messages: int, *, timeout: float = 30.0) -> None: 
         return run.messages() >= messages
 
     assert await eventually(done, timeout=timeout), f"{run.messages()} of {messages} messages processed"
+
+
+@asynccontextmanager
+async def gate(settings: Settings, *tables: str) -> AsyncIterator[asyncio.Event]:
+    """Holds back every write to `tables` until the event is set (or the block ends)."""
+    conn = await asyncpg.connect(plain_url(settings.database_url or ""))
+    opened, locked = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with conn.transaction():
+            await conn.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+            locked.set()
+            await opened.wait()
+
+    holder = asyncio.create_task(hold())
+    try:
+        await asyncio.wait_for(locked.wait(), 10)
+        yield opened
+    finally:
+        opened.set()
+        await holder
+        await conn.close()

@@ -116,3 +116,20 @@ def test_embedded_postgres_sets_up_an_owner_and_a_service_role_that_owns_nothing
         assert _roles(pg.url).endswith("|coldchain_owner")
     finally:
         pg.stop()
+
+
+def test_embedded_mosquitto_has_the_recommended_limits(tmp_path: Path) -> None:
+    """The broker the tests and the demo run is the one README recommends (docs/mosquitto.conf)."""
+    limits = ("max_packet_size", "message_size_limit", "max_queued_messages", "max_inflight_messages",
+              "persistence", "autosave_interval", "persistent_client_expiration")
+
+    def settings_of(text: str) -> dict[str, str]:
+        pairs = (line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#"))
+        return {key: value.strip() for key, value in pairs if key in limits}
+
+    command = EmbeddedBroker(tmp_path, use_mosquitto=True)._command()
+    assert command[0].endswith("mosquitto")
+    embedded = settings_of(Path(command[-1]).read_text())
+    recommended = settings_of((Path(__file__).resolve().parents[2] / "docs/mosquitto.conf").read_text())
+    assert embedded == recommended
+    assert embedded["max_packet_size"] == "16777216" and "message_size_limit" not in embedded

@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
@@ -17,10 +15,17 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
 from app.settings import Settings
 from tests import factories as f
-from tests.e2e.ingest_support import Ingest, eventually, reading_json, register, running_worker, settle
+from tests.e2e.ingest_support import (
+    Ingest,
+    eventually,
+    gate,
+    reading_json,
+    register,
+    running_worker,
+    settle,
+)
 
 RECEIVED_AT = f.T0 + timedelta(hours=12)
 
@@ -103,7 +108,7 @@ async def test_receipt_racing_a_batch_leaves_no_post_receipt_reading_linked(
     async with running_worker(settings) as run:
         shipment = await receipt_world(client, run)
         late = [(run.topic("LOG-1"), reading_at(RECEIVED_AT + timedelta(hours=1)))]
-        async with gate(settings) as opened:
+        async with gate(settings, "evaluation_queue") as opened:
             if first == "batch":
                 await run.publish(late)
                 await lock_waiters(run.conn, 1)
@@ -120,23 +125,3 @@ async def test_receipt_racing_a_batch_leaves_no_post_receipt_reading_linked(
                                     (RECEIVED_AT + timedelta(hours=1), None)]
 
 
-@asynccontextmanager
-async def gate(settings: Settings) -> AsyncIterator[asyncio.Event]:
-    """Holds back every write to evaluation_queue until the event is set (or the block ends)."""
-    conn = await asyncpg.connect(plain_url(settings.database_url or ""))
-    opened, locked = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE evaluation_queue IN SHARE ROW EXCLUSIVE MODE")
-            locked.set()
-            await opened.wait()
-
-    holder = asyncio.create_task(hold())
-    try:
-        await asyncio.wait_for(locked.wait(), 10)
-        yield opened
-    finally:
-        opened.set()
-        await holder
-        await conn.close()
