@@ -199,7 +199,7 @@ async def settle(run: Ingest, messages: int, *, timeout: float = 30.0) -> None: 
 @asynccontextmanager
 async def gate(settings: Settings, *tables: str) -> AsyncIterator[asyncio.Event]:
     """Holds back every write to `tables` until the event is set (or the block ends)."""
-    conn = await asyncpg.connect(plain_url(settings.database_url or ""))
+    conn = await asyncpg.connect(plain_url(settings.migration_url or ""))  # the tables' owner
     opened, locked = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
