@@ -97,7 +97,7 @@ async def load_bundles(
     events: dict[uuid.UUID, list[ShipmentEvent]] = {}
     for e in (await session.execute(
             select(EventRow.shipment_id, EventRow.type, EventRow.at)
-            .where(EventRow.shipment_id.in_(shipment_ids)))).all():
+            .where(EventRow.shipment_id.in_(shipment_ids), EventRow.voided_at.is_(None)))).all():
         events.setdefault(e.shipment_id, []).append(ShipmentEvent(e.type, e.at))
     loggers: dict[uuid.UUID, list[Any]] = {}
     for lg in (await session.execute(

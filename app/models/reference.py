@@ -148,3 +148,12 @@ class ShipmentEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str | None] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = created_at_column()
+    # Recorded at a time before readings already stored for the shipment (a coordinator's entry).
+    late_entry: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # A coordinator's correction: the time first recorded (when moved), who, when and why;
+    # a voided event stays, out of the chain. The audit trail keeps every before/after.
+    original_at: Mapped[datetime | None]
+    corrected_by: Mapped[str | None] = mapped_column(String(100))
+    corrected_at: Mapped[datetime | None]
+    correction_reason: Mapped[str | None] = mapped_column(Text)
+    voided_at: Mapped[datetime | None]

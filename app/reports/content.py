@@ -103,6 +103,7 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
         },
         "loggers": d.loggers,
         "custody_chain": d.events,
+        "voided_custody_events": d.voided_events,
         "statistics": stats,
         "excursions": d.excursions,
         "alerts": d.alerts,

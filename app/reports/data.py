@@ -45,7 +45,8 @@ class ReportData:
     origin: dict[str, Any]
     destination: dict[str, Any]
     loggers: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]]  # the custody chain (corrected events carry their correction)
+    voided_events: list[dict[str, Any]]  # taken out of the chain by a coordinator's correction
     readings: list[tuple[Any, ...]]  # READING_COLUMNS, in (ts, logger_id) order
     excursions: list[dict[str, Any]]
     alerts: list[dict[str, Any]]  # each with its "events" (transitions, comments)
@@ -87,7 +88,7 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
             .where(ShipmentLogger.shipment_id == shipment.id).order_by(ShipmentLogger.logger_id)
         )).all()
     ]
-    events = (await session.scalars(
+    recorded = (await session.scalars(
         select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
         .order_by(ShipmentEvent.at, ShipmentEvent.recorded_at)
     )).all()
@@ -121,7 +122,8 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
         origin=_plain(origin),
         destination=_plain(destination),
         loggers=loggers,
-        events=[_plain(e, ("shipment_id",)) for e in events],
+        events=[_plain(e, ("shipment_id",)) for e in recorded if e.voided_at is None],
+        voided_events=[_plain(e, ("shipment_id",)) for e in recorded if e.voided_at is not None],
         readings=[tuple(r) for r in readings],
         excursions=[_plain(e, ("shipment_id",)) for e in excursions],
         alerts=[{**_plain(a, ("shipment_id",)), "events": transitions.get(a.id, [])}

@@ -163,13 +163,36 @@ def _summary(r: dict[str, Any]) -> list[Flowable]:
     return flow
 
 
+def _correction(e: dict[str, Any]) -> str:
+    """How an event was corrected, for the note column (empty for an ordinary event)."""
+    parts = []
+    if e.get("late_entry"):
+        parts.append("late entry")
+    if e.get("voided_at"):
+        parts.append(f"voided {fmt(e['voided_at'])}")
+    elif e.get("original_at"):
+        parts.append(f"moved from {fmt(e['original_at'])}")
+    if e.get("corrected_by"):
+        parts.append(f"by {e['corrected_by']}")
+    if e.get("correction_reason"):
+        parts.append(f"— {e['correction_reason']}")
+    return " ".join(parts)
+
+
 def _events(r: dict[str, Any]) -> list[Flowable]:
-    rows = [[e["at"], e["type"], e["note"], e["recorded_by"], e["recorded_at"]]
-            for e in r["custody_chain"]]
+    rows = [[e["at"], e["type"], " ".join(p for p in (e["note"], _correction(e)) if p),
+             e["recorded_by"], e["recorded_at"]] for e in r["custody_chain"]]
     if not rows:
         return [Paragraph("No custody events recorded.", BODY)]
-    return [_grid(["at", "event", "note", "recorded by", "recorded at"], rows,
-                  [95, 70, 170, 75, 95])]
+    flow: list[Flowable] = [_grid(["at", "event", "note / correction", "recorded by",
+                                   "recorded at"], rows, [95, 70, 170, 75, 95])]
+    voided = [[e["at"], e["type"], _correction(e), e["recorded_by"], e["recorded_at"]]
+              for e in r.get("voided_custody_events", [])]
+    if voided:
+        flow += [Paragraph("Voided events (recorded in error, kept for the record)", BODY),
+                 _grid(["at", "event", "correction", "recorded by", "recorded at"], voided,
+                       [95, 70, 170, 75, 95])]
+    return flow
 
 
 def _alerts(r: dict[str, Any]) -> list[Flowable]:

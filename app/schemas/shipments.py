@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from app.errors import InvalidField
 from app.schemas.common import Out, Reference, StrictBody, UtcDatetime
 from app.schemas.reference import LOGGER_ID_PATTERN
 
@@ -41,8 +42,29 @@ class ShipmentIn(StrictBody):
 
 class ShipmentEventIn(StrictBody):
     type: EventType
-    at: UtcDatetime
+    at: UtcDatetime = Field(description=(
+        "When it happened: not before the previous event of the chain (delivery and receipt not "
+        "before departure), at most 5 min ahead of the server's clock, and not before readings "
+        "already stored for the shipment unless a coordinator records it as a late entry"))
     note: str | None = Field(default=None, max_length=2000)
+    correction_reason: str | None = Field(
+        default=None, min_length=1, max_length=2000,
+        description="Coordinators only: why an event before readings already stored (a late "
+                    "entry) is recorded now")
+
+
+class EventCorrectionIn(StrictBody):
+    """A coordinator's correction of a recorded event: a new time, or void (recorded in error)."""
+
+    at: UtcDatetime | None = Field(default=None, description="the corrected time")
+    void: bool = Field(default=False, description="take the event out of the chain")
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_correction(self) -> EventCorrectionIn:
+        if (self.at is None) == (not self.void):
+            raise InvalidField("at", "give either a corrected time (`at`) or `void: true`")
+        return self
 
 
 class ShipmentEventOut(Out):
@@ -52,6 +74,12 @@ class ShipmentEventOut(Out):
     note: str | None
     recorded_by: str | None
     recorded_at: datetime
+    late_entry: bool = Field(description="recorded at a time before readings already stored")
+    original_at: datetime | None = Field(description="the time first recorded, if corrected")
+    corrected_by: str | None
+    corrected_at: datetime | None
+    correction_reason: str | None
+    voided_at: datetime | None = Field(description="voided by a correction: not in the chain")
 
 
 class LastReading(Out):

@@ -23,19 +23,13 @@ from app.models import (
     ShipmentEvent,
     ShipmentLogger,
     ShipmentState,
+    utcnow,
 )
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
 from app.security import Principal
+from app.services import custody, timeline
 from app.services.reference import require_exists, snapshot
 
-# Which status each event may follow, and the status it leads to.
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "departed": (frozenset({"packed"}), "in_transit"),
-    "customs_hold": (frozenset({"in_transit"}), "customs_hold"),
-    "customs_released": (frozenset({"customs_hold"}), "in_transit"),
-    "delivered": (frozenset({"in_transit", "customs_hold"}), "delivered"),
-    "received": (frozenset({"delivered"}), "received"),
-}
 ACTIVE_STATUSES = ("packed", "in_transit", "customs_hold", "delivered")
 
 
@@ -137,65 +131,33 @@ async def get_visible_shipment(
 async def add_event(
     session: AsyncSession, principal: Principal, shipment_id: uuid.UUID, data: ShipmentEventIn
 ) -> ShipmentEvent:
+    """Append a custody event that fits the chain in time (app.services.timeline); one before
+    readings already stored is a late entry, recorded only with a `correction_reason`."""
     shipment = await get_visible_shipment(session, principal, shipment_id, for_update=True)
-    allowed_from, new_status = TRANSITIONS[data.type]
-    if shipment.status not in allowed_from:
-        raise Conflict(
-            f"a '{data.type}' event cannot follow status '{shipment.status}'", field="type"
-        )
-    if data.at < shipment.packed_at:
-        raise InvalidField("at", "must not be before the shipment was packed")
+    chain, _ = await custody.load_chain(session, shipment)
+    latest = await custody.latest_reading(session, shipment.id)
+    try:
+        result, late = timeline.admit(
+            chain, timeline.Step(data.type, data.at), now=utcnow(), latest_reading=latest,
+            late_entry_allowed=data.correction_reason is not None)
+    except timeline.TimelineError as exc:
+        raise custody.problem(exc) from exc
     before = snapshot(shipment)
-    shipment.status = new_status
-    if data.type == "departed":
-        shipment.departed_at = data.at
-    elif data.type == "delivered":
-        shipment.delivered_at = data.at
-    elif data.type == "received":
-        shipment.received_at = data.at
-        await _end_logger_assignments(session, shipment.id, data.at)
-    shipment.updated_at = func.now()
     event = ShipmentEvent(
         shipment_id=shipment.id, type=data.type, at=data.at, note=data.note,
-        recorded_by=principal.actor,
+        recorded_by=principal.actor, late_entry=late, correction_reason=data.correction_reason,
     )
     session.add(event)
+    await custody.apply_custody(session, shipment, result)
     await session.flush()
     await session.refresh(shipment)
     await audit.record(
         session, principal, action=f"event.{data.type}", entity_type="shipment",
-        entity_id=shipment.id, before=before, after=snapshot(shipment), reason=data.note,
+        entity_id=shipment.id, before=before, after=snapshot(shipment),
+        reason=data.correction_reason or data.note,
     )
     await enqueue_evaluation(session, shipment.id, data.at)
     return event
-
-
-async def _end_logger_assignments(
-    session: AsyncSession, shipment_id: uuid.UUID, until: datetime
-) -> None:
-    # Ingest batches lock their loggers' rows before linking readings (ingest/writer.py): with the
-    # same locks held here, a batch in flight either commits first (its readings after `until`
-    # are unlinked below) or waits and links by the ended assignment.
-    await session.execute(
-        select(Logger.id)
-        .where(Logger.id.in_(
-            select(ShipmentLogger.logger_id).where(
-                ShipmentLogger.shipment_id == shipment_id, ShipmentLogger.assigned_until.is_(None))
-        ))
-        .order_by(Logger.id)
-        .with_for_update()
-    )
-    await session.execute(
-        update(ShipmentLogger)
-        .where(ShipmentLogger.shipment_id == shipment_id, ShipmentLogger.assigned_until.is_(None))
-        .values(assigned_until=until)
-    )
-    # Readings after receipt are the logger's next life, not this shipment's record.
-    await session.execute(
-        update(Reading)
-        .where(Reading.shipment_id == shipment_id, Reading.ts >= until)
-        .values(shipment_id=None)
-    )
 
 
 def summary_select() -> Select[Any]:

@@ -89,9 +89,13 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
         "product_id": w.own["product_id"], "packaging_id": w.own["packaging_id"],
         "logger_ids": ["LOG-DELIVERED"], "packed_at": f.T0.isoformat(),
         "departed_at": (f.T0 + timedelta(hours=1)).isoformat()})
-    await f.post(admin, f"/shipments/{delivered['id']}/events", {
+    delivery = await f.post(admin, f"/shipments/{delivered['id']}/events", {
         "type": "delivered", "at": (f.T0 + timedelta(hours=20)).isoformat()})
     w.own["delivered_shipment_id"] = delivered["id"]
+    w.own["event_id"] = delivery["id"]
+    departure = await f.post(admin, f"/shipments/{shipments['other']}/events", {
+        "type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})
+    w.other["event_id"] = departure["id"]
     async with make_sessionmaker(engine)() as session:
         now = utcnow()
         for side, site in (("own", site_a), ("other", site_b)):
@@ -133,7 +137,7 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
     o = w.other
     w.markers = [o["shipment_id"], "SHP-OTHER-7731", o["logger_id"], o["alert_id"],
                  o["webhook_id"], o["delivery_id"], "other.example", "Basel other-site", "7.7177",
-                 "msg_other_", o["lane_id"], o["product_id"], o["packaging_id"], "Basel-only",
+                 "msg_other_", o["event_id"], o["lane_id"], o["product_id"], o["packaging_id"], "Basel-only",
                  "Basel-spare"]
     w.stream_trigger = _alert_events(engine, [uuid.UUID(o["alert_id"]), uuid.UUID(w.own["alert_id"])])
     return w

@@ -6,7 +6,8 @@ one without a declared expectation in EXPECT FAILS. To declare one, add a line:
     "METHOD /path/{param}": Access(ROLES_ALLOWED, body=lambda w, n: {...}),
 
 - roles: who may call it besides admin (admin is always allowed, except on decisions on the
-  record — release, acknowledge, resolve — declared with `decided_by(...)`); PUBLIC needs no key.
+  record — release, acknowledge, resolve, correct — declared with `decided_by(...)`); PUBLIC
+  needs no key.
 - body: a valid JSON body for POST/PUT/PATCH (`w` is tests/api/rbac_world.World, `n` a unique number).
 - A path parameter is filled from World.own / World.other by its name (add new ones in
   rbac_world.build_world); a site key calling with
@@ -112,6 +113,10 @@ EXPECT: dict[str, Access] = {
     "POST /api/v1/shipments/{shipment_id}/events": Access(roles("coordinator", "site"), body=(
         lambda w, n: {"type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})),
     "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
+    "POST /api/v1/shipments/{shipment_id}/events/{event_id}/corrections": Access(
+        decided_by("coordinator"), body=lambda w, n: {
+            "at": (f.T0 + timedelta(hours=20)).isoformat(), "reason": f"POD time checked ({n})"},
+        values={"shipment_id": "delivered_shipment_id"}),
     "GET /api/v1/shipments/{shipment_id}/readings": Access(ALL),
     "GET /api/v1/shipments/{shipment_id}/track": Access(ALL),
     "GET /api/v1/stream": Access(ALL, stream=True),
@@ -159,10 +164,11 @@ EXPECT: dict[str, Access] = {
 
 # Path parameters naming an object that belongs to a site: another site's must answer 404.
 SITE_SCOPED = {"shipment_id", "alert_id", "site_id", "webhook_id", "subscription_id",
-               "delivery_id", "logger_id", "lane_id", "product_id", "packaging_id"}
+               "delivery_id", "logger_id", "lane_id", "product_id", "packaging_id", "event_id"}
 # Decisions on the record that admin may not make (tests/api/test_access_scopes.py shows why).
 DECISIONS = {"POST /api/v1/shipments/{shipment_id}/release", "POST /api/v1/alerts/{alert_id}/ack",
-             "POST /api/v1/alerts/{alert_id}/resolve"}
+             "POST /api/v1/alerts/{alert_id}/resolve",
+             "POST /api/v1/shipments/{shipment_id}/events/{event_id}/corrections"}
 
 
 def _routes(app: Any) -> list[Any]:

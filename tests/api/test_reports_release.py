@@ -25,17 +25,21 @@ from app.reports.data import READING_COLUMNS
 from app.settings import Settings
 from tests import factories as f
 from tests.api import dashboard_world as w
+from tests.api.keys import bearer, make_key
 
 T0 = f.T0
 EPCIS_SCHEMA = Path(__file__).with_name("epcis_sensor_schema.json")
 
 
 async def _delivered(client: httpx.AsyncClient, sid: str, hours: float = 2.0) -> None:
+    """The journey's events, entered by a coordinator after the logger data (late entries)."""
+    coordinator = bearer(await make_key(client, "coordinator"))
     for kind, at in (("departed", T0 + timedelta(minutes=1)),
                      ("delivered", T0 + timedelta(hours=hours)),
                      ("received", T0 + timedelta(hours=hours, minutes=10))):
-        ok = await client.post(f"/api/v1/shipments/{sid}/events",
-                               json={"type": kind, "at": at.isoformat(), "note": f"{kind} ok"})
+        ok = await client.post(f"/api/v1/shipments/{sid}/events", headers=coordinator, json={
+            "type": kind, "at": at.isoformat(), "note": f"{kind} ok",
+            "correction_reason": "courier's scans entered from the paper log"})
         assert ok.status_code == 201, ok.text
 
 
@@ -212,8 +216,6 @@ async def test_epcis_export_follows_the_standard_structure(
 async def test_release_by_qp_after_delivery_is_audited(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    from tests.api.keys import bearer, make_key
-
     shipment = await f.shipment_setup(client, reference="SHP-REL")
     sid = shipment["id"]
     qp = bearer(await make_key(client, "qp"))

@@ -7,11 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.api.deps import CurrentPrincipal, SessionDep, require_roles, shipment_scope
+from app.api.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    require_decision_roles,
+    require_roles,
+    shipment_scope,
+)
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
 from app.dashboard import overview
+from app.errors import Forbidden
 from app.models import Shipment
 from app.schemas.shipments import (
+    EventCorrectionIn,
     ShipmentDetail,
     ShipmentEventIn,
     ShipmentEventOut,
@@ -20,11 +28,14 @@ from app.schemas.shipments import (
     ShipmentSummary,
 )
 from app.security import Principal
+from app.services import corrections
 from app.services import shipments as svc
 
 router = APIRouter(tags=["shipments"])
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 EventRecorder = Annotated[Principal, Depends(require_roles("coordinator", "site"))]
+# Correcting the custody record is a person's decision: a coordinator's, never the admin role's.
+Corrector = Annotated[Principal, Depends(require_decision_roles("coordinator"))]
 
 
 async def shipment_detail(
@@ -98,7 +109,29 @@ async def get_shipment(
 async def add_event(
     shipment_id: uuid.UUID, body: ShipmentEventIn, session: SessionDep, principal: EventRecorder
 ) -> Any:
+    """Record a custody event. It must fit the chain in time; one dated before readings already
+    stored for the shipment is a late entry: only a coordinator records it, with a
+    `correction_reason` (409 otherwise)."""
+    if body.correction_reason is not None and principal.role != "coordinator":
+        raise Forbidden(f"role '{principal.role}' may not do this: a late entry "
+                        "(correction_reason) is recorded by a coordinator key")
     return await svc.add_event(session, principal, shipment_id, body)
+
+
+@router.post(
+    "/shipments/{shipment_id}/events/{event_id}/corrections",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ShipmentEventOut,
+)
+async def correct_event(
+    shipment_id: uuid.UUID, event_id: uuid.UUID, body: EventCorrectionIn, session: SessionDep,
+    principal: Corrector,
+) -> Any:
+    """A coordinator corrects a recorded event, with a reason: a new time (`at`) that still fits
+    the chain, or `void: true` for one recorded in error (the latest first). Nothing is deleted:
+    the event keeps its first time and the correction; readings stay stored, and which of them
+    are the shipment's record follows the corrected receipt. Audited with before and after."""
+    return await corrections.correct_event(session, principal, shipment_id, event_id, body)
 
 
 @router.get("/shipments/{shipment_id}/events", response_model=list[ShipmentEventOut])

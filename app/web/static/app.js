@@ -191,7 +191,13 @@ async function loadShipment(id) {
     metric("Release", esc(s.release_decision || "pending")),
   ].join("");
   $("#events").innerHTML = s.events.length
-    ? s.events.map((e) => `<li><strong>${esc(e.type.replace("_", " "))}</strong> ${fmtTime(e.at)}${e.note ? ` – ${esc(e.note)}` : ""}</li>`).join("")
+    ? s.events.map((e) => {
+        const fix = e.voided_at ? ` <em>voided: ${esc(e.correction_reason || "")}</em>`
+          : e.original_at ? ` <em>moved from ${fmtTime(e.original_at)}: ${esc(e.correction_reason || "")}</em>`
+          : e.late_entry ? ` <em>late entry: ${esc(e.correction_reason || "")}</em>` : "";
+        const text = `<strong>${esc(e.type.replace("_", " "))}</strong> ${fmtTime(e.at)}${e.note ? ` – ${esc(e.note)}` : ""}${fix}`;
+        return `<li${e.voided_at ? ' class="voided"' : ""}>${e.voided_at ? `<s>${text}</s>` : text}</li>`;
+      }).join("")
     : `<li class="muted">packed ${fmtTime(s.packed_at)}; no custody events yet</li>`;
   const excursions = await loadExcursions(id);
   await Promise.all([drawChart(s, p, excursions), loadAlerts(id), drawTrack(id)]);
