@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts import outbox
 from alerts.transitions import AuditEntry, new_event, snapshot, write_audit
-from app.errors import Conflict, InvalidField, NotFound
-from app.models import Alert, Shipment
-from app.security import Principal
+from alerts.webhooks import outbox
+from app.core.errors import Conflict, InvalidField, NotFound
+from app.core.models import Alert, Shipment
+from app.core.security import Principal
 from app.services.shipments import enqueue_evaluation
 
 LIVE = ("open", "escalated", "acknowledged")

@@ -20,12 +20,12 @@ import orjson
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerts.delivery import DeliveryConfig, make_client, post_signed
-from alerts.signing import secret_key
-from app.audit_verify import KeptHead, VerifyResult, verify_chain
-from app.db import make_engine, make_sessionmaker, plain_url
-from app.models import utcnow
-from app.settings import Settings
+from alerts.webhooks.delivery import DeliveryConfig, make_client, post_signed
+from alerts.webhooks.signing import secret_key
+from app.core.audit_verify import KeptHead, VerifyResult, verify_chain
+from app.core.db import make_engine, make_sessionmaker, plain_url
+from app.core.models import utcnow
+from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

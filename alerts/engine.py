@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Table, bindparam, literal, select, text, upda
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts import metrics, outbox
+from alerts import metrics
 from alerts.rules import (
     EvalConfig,
     Evaluation,
@@ -34,7 +34,8 @@ from alerts.rules import (
 from alerts.series_io import SeriesJob, SeriesStats, SeriesWrites, jobs_for, refresh
 from alerts.store import Bundle, alert_view, load_bundles
 from alerts.transitions import AuditEntry, apply_plan, write_audit
-from app.models import (
+from alerts.webhooks import outbox
+from app.core.models import (
     Alert,
     AlertEvent,
     EvaluationPending,

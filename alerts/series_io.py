@@ -34,8 +34,8 @@ from alerts.rules.advance import ExcursionRecord, open_excursions
 from alerts.rules.model import TEMPERATURE_CRITICAL, TEMPERATURE_HIGH, TEMPERATURE_LOW
 from alerts.rules.timeutil import from_us, to_us
 from alerts.store import READING_COLUMNS, to_reading
-from app.models import EvaluationCheckpoint, Excursion
-from app.models import Reading as ReadingRow
+from app.core.models import EvaluationCheckpoint, Excursion
+from app.core.models import Reading as ReadingRow
 
 log = logging.getLogger(__name__)
 CHUNK = 5000

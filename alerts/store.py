@@ -22,7 +22,7 @@ from alerts.rules import (
     Waypoint,
     max_gap_for,
 )
-from app.models import (
+from app.core.models import (
     Alert,
     Lane,
     LaneWaypoint,
@@ -32,8 +32,8 @@ from app.models import (
     Shipment,
     ShipmentLogger,
 )
-from app.models import Reading as ReadingRow
-from app.models import (
+from app.core.models import Reading as ReadingRow
+from app.core.models import (
     ShipmentEvent as EventRow,
 )
 

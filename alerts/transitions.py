@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alerts.messages import alert_message
 from alerts.rules import Escalate, Open, Plan, ProductProfile, Resolve, Update
 from alerts.rules.model import TEMPERATURE_CRITICAL, TEMPERATURE_HIGH, TEMPERATURE_LOW
-from app import audit
-from app.models import Alert, AlertEvent
-from app.security import SYSTEM, Principal
+from app.core import audit
+from app.core.models import Alert, AlertEvent
+from app.core.security import SYSTEM, Principal
 
 TEMPERATURE_KINDS = (TEMPERATURE_HIGH, TEMPERATURE_LOW, TEMPERATURE_CRITICAL)
 

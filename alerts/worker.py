@@ -29,9 +29,9 @@ from alerts.engine import (
     evaluate_shipments,
 )
 from alerts.rules import EvalConfig
-from app.db import make_engine, make_sessionmaker, plain_url
-from app.models import EvaluationPending, ShipmentState, utcnow
-from app.settings import Settings
+from app.core.db import make_engine, make_sessionmaker, plain_url
+from app.core.models import EvaluationPending, ShipmentState, utcnow
+from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 CHANNEL = "coldchain_eval"
@@ -162,7 +162,7 @@ async def _unit(
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Entry of `coldchain alerts` / `coldchain up`: returns once `stop` is set."""
     from alerts.checkpoints import run_checkpoints
-    from alerts.delivery import run_delivery
+    from alerts.webhooks.delivery import run_delivery
 
     engine = make_engine(settings.database_url or "", pool_size=4)
     try:

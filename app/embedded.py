@@ -63,7 +63,7 @@ def _service_user() -> pwd.struct_passwd | None:
 
 
 # The embedded cluster's roles: the owner of the schema (migrations) and the service's role, which
-# owns nothing and gets its grants from `coldchain migrate` (app/db_roles.py).
+# owns nothing and gets its grants from `coldchain migrate` (app/core/db_roles.py).
 OWNER_ROLE = "coldchain_owner"
 SERVICE_ROLE = "coldchain_app"
 

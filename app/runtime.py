@@ -14,8 +14,8 @@ from typing import Any
 
 import uvicorn
 
+from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, EmbeddedPostgres
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 RoleRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -111,7 +111,7 @@ async def run_roles(
     ]
     runners += extra or []
     if settings.database_url:
-        from app.db_roles import warn_at_start_up
+        from app.core.db_roles import warn_at_start_up
 
         await warn_at_start_up(settings.database_url)
     stop = asyncio.Event()

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
-from app.migrate import upgrade  # noqa: E402
+from app.core.migrate import upgrade  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)

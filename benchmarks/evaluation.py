@@ -30,8 +30,8 @@ import asyncpg  # noqa: E402
 
 from alerts import worker  # noqa: E402
 from alerts.rules import EvalConfig  # noqa: E402
-from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
+from app.core.db import make_engine, make_sessionmaker  # noqa: E402
+from app.core.migrate import upgrade  # noqa: E402
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 IDS = {name: f"00000000-0000-0000-0000-00000000000{i}" for i, name in

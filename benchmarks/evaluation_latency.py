@@ -34,7 +34,7 @@ import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from evaluation import IDS, SETUP, add_shipments  # noqa: E402
 
-from app.migrate import upgrade  # noqa: E402
+from app.core.migrate import upgrade  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_FIRST = 100_000

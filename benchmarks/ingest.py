@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg  # noqa: E402
 import psutil  # noqa: E402
 
+from app.core.migrate import upgrade  # noqa: E402
 from app.embedded import EmbeddedBroker, EmbeddedPostgres  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
 
 ROLES = Path(__file__).resolve().parent / "ingest_roles.py"
 PREFILL = """

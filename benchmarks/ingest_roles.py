@@ -144,7 +144,7 @@ async def run_worker(a: dict[str, Any]) -> None:
     """The service's worker; with expect = 0 it runs until SIGTERM (several share one group)."""
     import signal
 
-    from app.settings import Settings
+    from app.core.settings import Settings
     from ingest import worker
 
     if a.get("receive") == "paho":

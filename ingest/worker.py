@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import asyncpg
 from prometheus_client import start_http_server
 
-from app.db import plain_url
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.settings import Settings
 from ingest import metrics
 from ingest.batch import Assembler, PreparedBatch, rejection_row
 from ingest.mqtt import MqttSource

@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.db import make_engine
-from app.models import Base
+from app.core.db import make_engine
+from app.core.models import Base
 from migrations.filters import include_object
 
 config = context.config

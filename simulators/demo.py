@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import make_engine, make_sessionmaker
+from app.core.db import make_engine, make_sessionmaker
+from app.core.security import Principal
+from app.core.settings import Settings
 from app.schemas.reference import ApiKeyIn
-from app.security import Principal
 from app.services import reference
-from app.settings import Settings
 from simulators import provision
 from simulators.plan import Message, Plan, build, messages
 from simulators.publisher import Publisher, PublishError, status_topic, telemetry_topic

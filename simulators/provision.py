@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import (
+from app.core.models import (
     Lane,
     Logger,
     Packaging,
@@ -20,9 +20,9 @@ from app.models import (
     ShipmentEvent,
     Site,
 )
+from app.core.security import Principal
 from app.schemas.reference import LaneIn, LoggerIn, PackagingIn, ProductIn, SiteIn, WaypointIn
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
-from app.security import Principal
 from app.services import reference as ref
 from app.services import shipments as svc
 from simulators.plan import logger_id

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import ARRAY, String, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 
-from app import audit
-from app.db import make_engine, make_sessionmaker
-from app.models import Logger
-from app.settings import Settings
+from app.core import audit
+from app.core.db import make_engine, make_sessionmaker
+from app.core.models import Logger
+from app.core.settings import Settings
 from simulators.fleet import FleetSpec
 from simulators.provision import SIMULATOR
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import make_engine, make_sessionmaker
-from app.settings import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.settings import Settings
 from simulators import provision
 from simulators.clock import TimeMap
 from simulators.plan import Message, Plan, PlannedEvent, build, logger_id, messages

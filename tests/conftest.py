@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import make_engine, make_sessionmaker
-from app.migrate import upgrade
-from app.models import Base
-from app.settings import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.migrate import upgrade
+from app.core.models import Base
+from app.core.settings import Settings
 from tests import servers as test_servers
 
 ADMIN_KEY = "test-admin-" + "k" * 24

@@ -11,8 +11,8 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.main import create_app
+from app.core.settings import Settings
 from app.runtime import uvicorn_config
-from app.settings import Settings
 
 
 class _Server(uvicorn.Server):

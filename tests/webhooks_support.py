@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from alerts.delivery import DeliveryConfig, Limits, _deliver_due, make_client
-from alerts.outbox import enqueue_deliveries
-from app.db import make_sessionmaker
-from app.models import Alert, AlertEvent
+from alerts.webhooks.delivery import DeliveryConfig, Limits, _deliver_due, make_client
+from alerts.webhooks.outbox import enqueue_deliveries
+from app.core.db import make_sessionmaker
+from app.core.models import Alert, AlertEvent
 from tests import factories
 
 T0 = factories.T0

@@ -14,12 +14,12 @@ from pydantic import AwareDatetime
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import Forbidden, InvalidField, RateLimited, Unauthorized
-from app.metrics import AUTH_FAILURES
-from app.models import ApiKey, utcnow
-from app.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
-from app.services.scope import involving_site, site_scoped
-from app.settings import Settings
+from app.api.metrics import AUTH_FAILURES
+from app.core.errors import Forbidden, InvalidField, RateLimited, Unauthorized
+from app.core.models import ApiKey, utcnow
+from app.core.scope import involving_site, site_scoped
+from app.core.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
+from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")

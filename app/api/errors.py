@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import Problem
+from app.core.errors import Problem
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

@@ -11,8 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import problems
 from app.api.errors import problem_response
-from app.security import RateLimiter
-from app.settings import Settings
+from app.core.security import RateLimiter
+from app.core.settings import Settings
 
 # PostgreSQL text and JSONB cannot hold NUL: refuse it at the edge instead of failing in the database.
 _NUL_ESCAPE = b"\\u0000"

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import web
 from app.api import errors, hardening
+from app.api.metrics import HTTP_DURATION, HTTP_REQUESTS
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.routes import (
     alerts,
@@ -26,9 +27,8 @@ from app.api.routes import (
     track,
     webhooks,
 )
-from app.db import make_engine, make_sessionmaker
-from app.metrics import HTTP_DURATION, HTTP_REQUESTS
-from app.settings import Settings
+from app.core.db import make_engine, make_sessionmaker
+from app.core.settings import Settings
 
 API_PREFIX = "/api/v1"
 

@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.errors import InvalidField
+from app.core.errors import InvalidField
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 100

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts.rules.model import max_gap_for
-from app.models import Logger, Shipment, ShipmentLogger
+from app.core.models import Logger, Shipment, ShipmentLogger
 
 # Binary COPY of fixed-width columns: parsed straight into numpy (no per-row Python objects).
 # (asyncpg wraps it in COPY (…) TO STDOUT and binds the arguments safely.)

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from sqlalchemy import Select, case, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.models import Shipment, ShipmentState
-from app.services.scope import involving_site
+from app.core.models import Shipment, ShipmentState
+from app.core.scope import involving_site
 
 Sort = Literal["risk", "created"]
 FINISHED = ("delivered", "received")

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.models import Alert, Excursion, Reading, Shipment
 from app.dashboard.lanes import Fix, distribution, dwell_s, transit_summary
-from app.models import Alert, Excursion, Reading, Shipment
 from app.services.reference import get_lane
 
 TEMPERATURE_KINDS = ("temperature_high", "temperature_low", "temperature_critical")

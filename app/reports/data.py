@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts.rules.model import max_gap_for
-from app.errors import NotFound
-from app.models import (
+from app.core.errors import NotFound
+from app.core.models import (
     Alert,
     AlertEvent,
     Excursion,

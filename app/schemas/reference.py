@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from app.errors import InvalidField
+from app.core.errors import InvalidField
 from app.schemas.common import Celsius, Latitude, Longitude, Name, Out, StrictBody, UtcDatetime
 
 Role = Literal["admin", "coordinator", "site", "qp"]

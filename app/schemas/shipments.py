@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from app.errors import InvalidField
+from app.core.errors import InvalidField
 from app.schemas.common import Out, Reference, StrictBody, UtcDatetime
 from app.schemas.reference import LOGGER_ID_PATTERN
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.models.alerts import ALERT_KINDS, SEVERITIES
+from app.core.models.alerts import ALERT_KINDS, SEVERITIES
 from app.schemas.common import Out, StrictBody
 
 AlertKind = Literal[ALERT_KINDS]  # type: ignore[valid-type]

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
-from app.errors import Conflict, NotFound
-from app.models import ShipmentEvent, utcnow
+from app.core import audit
+from app.core.errors import Conflict, NotFound
+from app.core.models import ShipmentEvent, utcnow
+from app.core.security import Principal
 from app.schemas.shipments import EventCorrectionIn
-from app.security import Principal
 from app.services import custody, timeline
 from app.services.reference import snapshot
 from app.services.shipments import enqueue_evaluation, get_visible_shipment

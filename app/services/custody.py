@@ -15,8 +15,8 @@ from sqlalchemy import ScalarSelect, and_, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.errors import Conflict, InvalidField
-from app.models import Logger, Reading, Shipment, ShipmentEvent, ShipmentLogger
+from app.core.errors import Conflict, InvalidField
+from app.core.models import Logger, Reading, Shipment, ShipmentEvent, ShipmentLogger
 from app.services.timeline import Chain, Custody, Step, TimelineError
 
 

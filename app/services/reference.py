@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app import audit
-from app.errors import Conflict, InvalidField, NotFound
-from app.models import ApiKey, Base, Lane, LaneWaypoint, Logger, Packaging, Product, Site
+from app.core import audit
+from app.core.errors import Conflict, InvalidField, NotFound
+from app.core.models import ApiKey, Base, Lane, LaneWaypoint, Logger, Packaging, Product, Site
+from app.core.scope import PerSite, site_scoped
+from app.core.security import Principal, hash_key, new_api_key
 from app.schemas.reference import ApiKeyIn, LaneIn, LoggerIn, PackagingIn, ProductIn, SiteIn
-from app.security import Principal, hash_key, new_api_key
-from app.services.scope import PerSite, site_scoped
 
 M = TypeVar("M", bound=Base)
 

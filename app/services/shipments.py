@@ -10,9 +10,9 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import audit
-from app.errors import Conflict, InvalidField, NotFound
-from app.models import (
+from app.core import audit
+from app.core.errors import Conflict, InvalidField, NotFound
+from app.core.models import (
     EvaluationQueue,
     Lane,
     Logger,
@@ -25,8 +25,8 @@ from app.models import (
     ShipmentState,
     utcnow,
 )
+from app.core.security import Principal
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
-from app.security import Principal
 from app.services import custody, timeline
 from app.services.reference import require_exists, snapshot
 

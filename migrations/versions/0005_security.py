@@ -18,7 +18,7 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# Same key as app.audit._CHAIN_LOCK ("cold"): appends are serialised even by other writers.
+# Same key as app.core.audit._CHAIN_LOCK ("cold"): appends are serialised even by other writers.
 CHAIN_LOCK = 0x636F6C64
 GENESIS_HEX = "00" * 32
 

@@ -16,7 +16,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-# Same key as app.audit._CHAIN_LOCK ("cold").
+# Same key as app.core.audit._CHAIN_LOCK ("cold").
 CHAIN_LOCK = 0x636F6C64
 GENESIS_HEX = "00" * 32
 

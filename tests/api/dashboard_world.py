@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Alert, AlertEvent, Excursion, Reading, ShipmentState, utcnow
+from app.core.models import Alert, AlertEvent, Excursion, Reading, ShipmentState, utcnow
 from tests import factories as f
 
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import make_sessionmaker
-from app.models import (
+from app.core.db import make_sessionmaker
+from app.core.models import (
     Alert,
     AlertEvent,
     Reading,

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.deps import get_principal
 from app.api.main import create_app
-from app.models import Alert, AlertEvent, WebhookSubscription, utcnow
-from app.security import Principal
-from app.settings import Settings
+from app.core.models import Alert, AlertEvent, WebhookSubscription, utcnow
+from app.core.security import Principal
+from app.core.settings import Settings
 from tests import factories as f
 from tests.api.keys import bearer, make_key
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.main import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.api.keys import bearer, make_key
 from tests.conftest import ADMIN_KEY
 from tests.live_server import running

@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import shipment_scope
+from app.core.security import Principal
 from app.dashboard import overview
-from app.security import Principal
 from app.services import shipments as svc
 from tests import factories as f
 from tests.api import dashboard_world as w

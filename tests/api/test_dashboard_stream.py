@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import ShipmentState
-from app.settings import Settings
+from app.core.models import ShipmentState
+from app.core.settings import Settings
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key
@@ -161,7 +161,7 @@ async def _key(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 async def test_a_revoked_or_expired_key_loses_the_stream(
     client: httpx.AsyncClient, db: AsyncSession, live_recheck: str
 ) -> None:
-    from app.models import utcnow
+    from app.core.models import utcnow
 
     revoked = await _key(client, role="coordinator")
     expiring = await _key(client, role="qp", expires_at=(utcnow() + timedelta(seconds=2)).isoformat())
@@ -194,9 +194,9 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
 
 async def test_a_stream_whose_key_cannot_be_checked_again_closes(settings: Settings) -> None:
     from app.api.routes.stream import _events
+    from app.core.db import plain_url
+    from app.core.security import Principal
     from app.dashboard.hub import Hub
-    from app.db import plain_url
-    from app.security import Principal
 
     async def database_down() -> str | None:
         raise OSError("connection refused")

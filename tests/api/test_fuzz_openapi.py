@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.main import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests import factories as f
 from tests.conftest import ADMIN_KEY, truncate_all
 

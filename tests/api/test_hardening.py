@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.main import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests import factories as f
 from tests.api.keys import bearer, make_key
 from tests.conftest import ADMIN_KEY

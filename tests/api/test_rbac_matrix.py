@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Mount, Route
 
 from app.api.main import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests import factories as f
 from tests.api.asgi_call import Answer, call
 from tests.api.keys import bearer

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Alert, AlertEvent, Reading
-from app.reports import cli as report_cli
+from app.cli import report as report_cli
+from app.core.models import Alert, AlertEvent, Reading
+from app.core.settings import Settings
 from app.reports import csv_export
 from app.reports.data import READING_COLUMNS
-from app.settings import Settings
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuditRecord, Reading, utcnow
+from app.core.models import AuditRecord, Reading, utcnow
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import AuditRecord, WebhookSubscription
-from app.settings import Settings
+from app.core.models import AuditRecord, WebhookSubscription
+from app.core.settings import Settings
 from simulators.receiver import STALL, Receiver
 from tests import factories
 from tests.api.keys import bearer, make_key

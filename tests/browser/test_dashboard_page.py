@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import utcnow
-from app.settings import Settings
+from app.core.models import utcnow
+from app.core.settings import Settings
 from tests.api import dashboard_world as w
 from tests.api.keys import make_key
 from tests.live_server import running

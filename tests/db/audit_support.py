@@ -7,10 +7,10 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import audit
-from app.audit_verify import KeptHead, VerifyResult, verify_chain
-from app.db import make_sessionmaker
-from app.security import Principal
+from app.core import audit
+from app.core.audit_verify import KeptHead, VerifyResult, verify_chain
+from app.core.db import make_sessionmaker
+from app.core.security import Principal
 
 ALICE = Principal(actor="key:0a1b2c3d", role="coordinator")
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts.rules import EvalConfig
-from app.models import Alert, AlertEvent, ShipmentState
+from app.core.models import Alert, AlertEvent, ShipmentState
 from tests.api.keys import bearer, make_key
 from tests.db.engine_support import Clock, round_, store
 from tests.factories import T0, shipment_setup

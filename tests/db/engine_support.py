@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from alerts import worker
 from alerts.engine import BatchResult
 from alerts.rules import EvalConfig
-from app.db import make_sessionmaker
-from app.models import Alert, Reading, ShipmentState
+from app.core.db import make_sessionmaker
+from app.core.models import Alert, Reading, ShipmentState
 from app.services.shipments import enqueue_evaluation
 from tests.factories import T0, post
 

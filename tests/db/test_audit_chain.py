@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app import audit
-from app.db import make_sessionmaker
-from app.settings import Settings
+from app.core import audit
+from app.core.db import make_sessionmaker
+from app.core.settings import Settings
 from tests.db import audit_support as chain
 
 ROOT = Path(__file__).resolve().parents[2]

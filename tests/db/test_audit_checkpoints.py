@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook
 
 from alerts.checkpoints import Checkpointer, _Leadership, publish, run_checkpoints
-from alerts.delivery import DeliveryConfig, make_client, post_signed
-from alerts.signing import new_secret
-from app.db import make_sessionmaker, plain_url
-from app.settings import Settings
+from alerts.webhooks.delivery import DeliveryConfig, make_client, post_signed
+from alerts.webhooks.signing import new_secret
+from app.core.db import make_sessionmaker, plain_url
+from app.core.settings import Settings
 from simulators.receiver import Receiver
 from tests.db import audit_support as chain
 

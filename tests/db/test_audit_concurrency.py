@@ -7,11 +7,11 @@ import asyncio
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app import audit
-from app.audit_verify import verify_chain
-from app.db import make_sessionmaker
-from app.models import AuditRecord
-from app.security import Principal
+from app.core import audit
+from app.core.audit_verify import verify_chain
+from app.core.db import make_sessionmaker
+from app.core.models import AuditRecord
+from app.core.security import Principal
 
 ALICE = Principal(actor="key:alice", role="coordinator")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.audit_verify import KeptHead
-from app.settings import Settings
+from app.core.audit_verify import KeptHead
+from app.core.settings import Settings
 from tests.db import audit_support as chain
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.api.main import create_app
-from app.db import plain_url
-from app.db_roles import grant_service_role, warn_at_start_up
-from app.migrate import upgrade
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.db_roles import grant_service_role, warn_at_start_up
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from tests.servers import Servers
 
 OWNER_WARNING = ("the service connects as '{role}', owner of the audit table: it can disable its "
@@ -47,7 +47,7 @@ async def test_readyz_warns_when_the_service_could_rewrite_the_audit_trail(
 async def test_start_up_logs_the_warning(
     db: AsyncSession, settings: Settings, servers: Servers, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.db_roles"):
+    with caplog.at_level(logging.WARNING, logger="app.core.db_roles"):
         assert await warn_at_start_up(settings.database_url or "") == []
         owner = servers.database.owner_url
         assert await warn_at_start_up(owner) == [

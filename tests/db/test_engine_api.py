@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import AlertEvent, AuditRecord, WebhookDelivery
+from app.core.models import AlertEvent, AuditRecord, WebhookDelivery
 from tests.db.engine_support import Clock, alerts_of, at, count, round_, store
 from tests.factories import T0, shipment_setup, site
 

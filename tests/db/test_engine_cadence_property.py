@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import Alert, Excursion, ShipmentState
+from app.core.models import Alert, Excursion, ShipmentState
 from tests.db.cadence_support import CONFIG, INTERVALS
 from tests.db.engine_support import Clock, round_, store
 from tests.factories import T0, lane, packaging, post, site

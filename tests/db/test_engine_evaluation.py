@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts import series_io, worker
 from alerts.rules import EvalConfig
-from app.db import make_sessionmaker
-from app.models import AlertEvent, AuditRecord, EvaluationCheckpoint, Excursion
+from app.core.db import make_sessionmaker
+from app.core.models import AlertEvent, AuditRecord, EvaluationCheckpoint, Excursion
 from tests.db.engine_support import Clock, alerts_of, at, count, round_, state_of, store
 from tests.factories import T0, shipment_setup
 

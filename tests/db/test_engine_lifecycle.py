@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts.rules import EvalConfig
 from app.api.routes.alerts import AlertOut
-from app.models import Alert, AlertEvent, AuditRecord, WebhookDelivery
+from app.core.models import Alert, AlertEvent, AuditRecord, WebhookDelivery
 from tests.api.keys import bearer, make_key
 from tests.db.engine_support import Clock, alerts_of, at, round_, store
 from tests.factories import T0, shipment_setup

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from alerts import worker
 from alerts.engine import ensure_state_rows, evaluate_shipments
 from alerts.rules import EvalConfig
-from app.db import make_sessionmaker
-from app.models import Alert, AlertEvent
+from app.core.db import make_sessionmaker
+from app.core.models import Alert, AlertEvent
 from tests.db.engine_support import Clock, alerts_of, at, event, round_, state_of, store, sweep
 from tests.factories import T0, shipment_setup
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts import worker
 from alerts.rules import EvalConfig
-from app.db import make_sessionmaker, plain_url
-from app.settings import Settings
+from app.core.db import make_sessionmaker, plain_url
+from app.core.settings import Settings
 from tests.db.engine_support import Clock, alerts_of, at, state_of, store
 from tests.factories import T0, shipment_setup
 

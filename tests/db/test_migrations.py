@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from app.db import make_engine
-from app.migrate import downgrade, upgrade
-from app.models import Base
+from app.core.db import make_engine
+from app.core.migrate import downgrade, upgrade
+from app.core.models import Base
 from migrations.filters import include_object
 from tests.servers import Servers
 

@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts.delivery import run_delivery
-from alerts.outbox import enqueue_many
-from app.models import Alert, AlertEvent, WebhookDelivery
-from app.settings import Settings
+from alerts.webhooks.delivery import run_delivery
+from alerts.webhooks.outbox import enqueue_many
+from app.core.models import Alert, AlertEvent, WebhookDelivery
+from app.core.settings import Settings
 from simulators.receiver import Receiver
 from tests import factories
 from tests.webhooks_support import open_alert, shipment, subscribe

@@ -13,9 +13,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from alerts.delivery import DeliveryConfig
-from app.models import WebhookAttempt, WebhookDelivery
-from app.settings import Settings
+from alerts.webhooks.delivery import DeliveryConfig
+from app.core.models import WebhookAttempt, WebhookDelivery
+from app.core.settings import Settings
 from simulators.receiver import STALL, Receiver
 from tests import factories
 from tests.webhooks_support import deliver, open_alert, shipment, subscribe
@@ -26,9 +26,9 @@ TIMEOUT_S = 2.0
 WORKER = """
 import asyncio, signal, sys
 from datetime import timedelta
-from alerts.delivery import run_delivery
-from app.models import utcnow
-from app.settings import Settings
+from alerts.webhooks.delivery import run_delivery
+from app.core.models import utcnow
+from app.core.settings import Settings
 
 async def main() -> None:
     stop = asyncio.Event()

@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook
 
-from alerts import delivery_store, retry
-from alerts.delivery import Limits
-from alerts.outbox import enqueue_many
-from app.db import make_sessionmaker
-from app.models import AuditRecord, WebhookAttempt, WebhookDelivery
+from alerts.webhooks import retry
+from alerts.webhooks import store as delivery_store
+from alerts.webhooks.delivery import Limits
+from alerts.webhooks.outbox import enqueue_many
+from app.core.db import make_sessionmaker
+from app.core.models import AuditRecord, WebhookAttempt, WebhookDelivery
 from simulators.receiver import CLOSE, STALL, Receiver
 from tests import factories
 from tests.webhooks_support import (

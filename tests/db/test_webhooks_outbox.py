@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts.outbox import enqueue_event_ids, enqueue_many
-from app.models import Alert, AlertEvent, WebhookDelivery
+from alerts.webhooks.outbox import enqueue_event_ids, enqueue_many
+from app.core.models import Alert, AlertEvent, WebhookDelivery
 from tests import factories
 from tests.webhooks_support import add_event, many_opened_events, open_alert, shipment, subscribe
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from alerts.delivery import DeliveryConfig, _deliver_due, make_client
-from alerts.urls import UnsafeUrl
-from app.db import make_sessionmaker
-from app.models import WebhookAttempt, WebhookDelivery
+from alerts.webhooks.delivery import DeliveryConfig, _deliver_due, make_client
+from alerts.webhooks.urls import UnsafeUrl
+from app.core.db import make_sessionmaker
+from app.core.models import WebhookAttempt, WebhookDelivery
 from simulators.receiver import Receiver
 from tests import factories
 from tests.net_support import PUBLIC_IP, FakeInternet, self_signed

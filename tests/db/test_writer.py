@@ -16,8 +16,8 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.settings import Settings
 from ingest import payload as p
 from ingest.batch import Assembler, Delivery, PreparedBatch
 from ingest.writer import Writer

@@ -9,8 +9,8 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.settings import Settings
 from ingest import worker
 from ingest.batch import Assembler, Delivery
 from ingest.payload import STORAGE_ERROR

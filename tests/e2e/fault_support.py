@@ -24,8 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from app.core.settings import Settings
 from app.embedded import free_port
-from app.settings import Settings
 from ingest.mqtt import BrokerAddress
 from tests import factories as f
 

@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from app.db import plain_url
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.settings import Settings
 from ingest import worker
 from ingest.batch import PreparedBatch
 from ingest.wire import BrokerAddress

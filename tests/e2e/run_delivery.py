@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from alerts.delivery import run_delivery
+from alerts.webhooks.delivery import run_delivery
+from app.core.settings import get_settings
 from app.runtime import run_roles
-from app.settings import get_settings
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO,

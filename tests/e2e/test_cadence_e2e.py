@@ -25,8 +25,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.models import Alert, Reading
-from app.settings import Settings
+from app.core.models import Alert, Reading
+from app.core.settings import Settings
 from ingest import worker as ingest_worker
 from tests.api.keys import bearer, make_key
 from tests.db.cadence_support import CONFIG, INTERVALS, clear_k

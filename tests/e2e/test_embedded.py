@@ -9,9 +9,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, EmbeddedPostgres
 from app.runtime import resolved
-from app.settings import Settings
 
 
 def _round_trip(port: int, protocol: int) -> bytes:

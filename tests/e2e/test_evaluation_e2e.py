@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts import worker as alerts_worker
 from alerts.rules import EvalConfig
-from app.db import make_sessionmaker, plain_url
-from app.settings import Settings
+from app.core.db import make_sessionmaker, plain_url
+from app.core.settings import Settings
 from ingest import worker as ingest_worker
 from tests.e2e.ingest_support import Publisher, eventually, forget_session
 from tests.factories import shipment_setup

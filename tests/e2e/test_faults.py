@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.main import create_app
-from app.db import make_engine
+from app.core.db import make_engine
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, EmbeddedPostgres
-from app.migrate import upgrade
-from app.settings import Settings
 from tests.conftest import ADMIN_KEY, truncate_all
 from tests.e2e.fault_support import Plan, Publisher, Receiver, Role, register_world
 from tests.e2e.ingest_support import forget_session

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
-from app.settings import Settings
+from app.core.db import plain_url
+from app.core.settings import Settings
 from ingest import worker
 from tests.e2e.ingest_support import Publisher, eventually, forget_session
 

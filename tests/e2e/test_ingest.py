@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.settings import Settings
+from app.core.settings import Settings
 from ingest import payload as p
 from ingest.batch import Delivery
 from ingest.mqtt import MqttSource

@@ -21,9 +21,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from app.migrate import upgrade
-from app.settings import Settings
 from ingest import worker
 from ingest.batch import PreparedBatch
 from ingest.writer import BatchResult

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.settings import Settings
+from app.core.settings import Settings
 from tests import factories as f
 from tests.e2e.ingest_support import (
     Ingest,

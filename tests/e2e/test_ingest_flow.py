@@ -26,9 +26,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import plain_url
+from app.core.db import plain_url
+from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, free_port
-from app.settings import Settings
 from ingest import payload as p
 from ingest.batch import REJECTED_PAYLOAD_MAX
 from ingest.wire import BrokerAddress

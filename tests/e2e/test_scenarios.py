@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import make_sessionmaker
-from app.models import Alert, EvaluationQueue, IngestRejection, Reading, Shipment
+from app.core.db import make_sessionmaker
+from app.core.models import Alert, EvaluationQueue, IngestRejection, Reading, Shipment
+from app.core.settings import Settings
 from app.schemas.reference import LoggerIn
 from app.services.reference import create_logger
-from app.settings import Settings
 from simulators import demo, runner
 from simulators.logger import Reading as SimReading
 from simulators.payloads import encode_object

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import audit
 from app.api.deps import check_time_range
-from app.audit_verify import ChainRow, ChainWalker, KeptHead, kept_head_problem, verify_rows
-from app.errors import InvalidField
-from app.security import RateLimiter, key_prefix, new_api_key
+from app.core import audit
+from app.core.audit_verify import ChainRow, ChainWalker, KeptHead, kept_head_problem, verify_rows
+from app.core.errors import InvalidField
+from app.core.security import RateLimiter, key_prefix, new_api_key
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

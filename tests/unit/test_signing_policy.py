@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts import retry
-from alerts.outbox import Target, matches
-from alerts.urls import UnsafeUrl, address_problem, check_syntax, check_url, endpoint_key
+from alerts.webhooks import retry
+from alerts.webhooks.outbox import Target, matches
+from alerts.webhooks.urls import UnsafeUrl, address_problem, check_syntax, check_url, endpoint_key
 
 T = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import make_sessionmaker
-from app.models import Lane, LaneWaypoint, Logger, Shipment, ShipmentLogger
+from app.core.db import make_sessionmaker
+from app.core.models import Lane, LaneWaypoint, Logger, Shipment, ShipmentLogger
 from simulators import demo, provision
 from simulators.plan import build
 from simulators.scenario import library

@@ -20,10 +20,10 @@ from app.api.pagination import (
     encode_cursor,
     paginate,
 )
-from app.errors import InvalidField
-from app.models import Alert, AlertEvent, Excursion, Shipment, utcnow
-from app.models.alerts import ALERT_KINDS
-from app.security import Principal
+from app.core.errors import InvalidField
+from app.core.models import Alert, AlertEvent, Excursion, Shipment, utcnow
+from app.core.models.alerts import ALERT_KINDS
+from app.core.security import Principal
 from app.services.shipments import get_visible_shipment
 
 router = APIRouter(tags=["alerts"])

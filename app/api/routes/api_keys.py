@@ -8,13 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
-from app import audit
 from app.api.deps import SessionDep, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.errors import InvalidField
-from app.models import ApiKey, utcnow
+from app.core import audit
+from app.core.errors import InvalidField
+from app.core.models import ApiKey, utcnow
+from app.core.security import Principal
 from app.schemas.reference import ApiKeyCreated, ApiKeyIn, ApiKeyOut
-from app.security import Principal
 from app.services import reference as svc
 
 router = APIRouter(tags=["api keys"])

@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from app.api.deps import SessionDep, check_time_range, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.audit_verify import KeptHead, verify_chain
-from app.errors import InvalidField
-from app.models import AuditRecord
+from app.core.audit_verify import KeptHead, verify_chain
+from app.core.errors import InvalidField
+from app.core.models import AuditRecord
+from app.core.security import Principal
 from app.schemas.audit import AuditRecordOut, AuditVerifyOut
-from app.security import Principal
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("coordinator", "qp"))]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.db_roles import check_role
+from app.core.db_roles import check_role
 
 router = APIRouter(tags=["operations"])
 

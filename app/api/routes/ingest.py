@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from app.api.deps import SessionDep, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.models import IngestRejection
+from app.core.models import IngestRejection
+from app.core.security import Principal
 from app.schemas.common import UtcDatetime
-from app.security import Principal
 
 router = APIRouter(tags=["ingest"])
 Reader = Annotated[Principal, Depends(require_roles("coordinator"))]

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.api.deps import CurrentPrincipal, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate
+from app.core.errors import InvalidField
+from app.core.models import Reading, Shipment, utcnow
 from app.dashboard import data, gaps, resample
-from app.errors import InvalidField
-from app.models import Reading, Shipment, utcnow
 from app.schemas.common import UtcDatetime
 from app.schemas.dashboard import Every, ReadingsAnswer
 from app.services import shipments as svc

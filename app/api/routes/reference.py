@@ -11,8 +11,11 @@ from sqlalchemy.orm import selectinload
 
 from app.api.deps import CurrentPrincipal, SessionDep, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
-from app.errors import NotFound
-from app.models import Lane, Logger, Packaging, Product, Site
+from app.core import scope
+from app.core.errors import NotFound
+from app.core.models import Lane, Logger, Packaging, Product, Site
+from app.core.scope import site_scoped
+from app.core.security import Principal
 from app.schemas.reference import (
     LaneIn,
     LaneOut,
@@ -25,10 +28,7 @@ from app.schemas.reference import (
     SiteIn,
     SiteOut,
 )
-from app.security import Principal
 from app.services import reference as svc
-from app.services import scope
-from app.services.scope import site_scoped
 
 router = APIRouter(tags=["reference data"])
 Editor = Annotated[Principal, Depends(require_roles("coordinator"))]

@@ -9,19 +9,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import func
 
-from app import audit
 from app.api.deps import CurrentPrincipal, SessionDep, require_decision_roles, require_roles
 from app.api.disposition import content_disposition
 from app.api.routes.shipments import shipment_detail
+from app.core import audit
+from app.core.errors import Conflict
+from app.core.models import utcnow
+from app.core.security import Principal
 from app.dashboard.performance import lane_performance
-from app.errors import Conflict
-from app.models import utcnow
 from app.reports import data
 from app.reports.render import Format, render
 from app.schemas.common import UtcDatetime
 from app.schemas.dashboard import LanePerformanceOut, ReleaseIn
 from app.schemas.shipments import ShipmentDetail
-from app.security import Principal
 from app.services import shipments as svc
 from app.services.reference import snapshot
 

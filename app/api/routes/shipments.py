@@ -15,9 +15,10 @@ from app.api.deps import (
     shipment_scope,
 )
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
+from app.core.errors import Forbidden
+from app.core.models import Shipment
+from app.core.security import Principal
 from app.dashboard import overview
-from app.errors import Forbidden
-from app.models import Shipment
 from app.schemas.shipments import (
     EventCorrectionIn,
     ShipmentDetail,
@@ -27,7 +28,6 @@ from app.schemas.shipments import (
     ShipmentStatus,
     ShipmentSummary,
 )
-from app.security import Principal
 from app.services import corrections
 from app.services import shipments as svc
 

@@ -17,11 +17,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import CurrentPrincipal, why_no_longer_valid
+from app.core.db import plain_url
+from app.core.models import utcnow
+from app.core.security import Principal
+from app.core.settings import Settings
 from app.dashboard.hub import RESET, Hub
-from app.db import plain_url
-from app.models import utcnow
-from app.security import Principal
-from app.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.api.deps import CurrentPrincipal, SessionDep
 from app.api.routes.readings import json_response
+from app.core.models import Reading
 from app.dashboard import track
-from app.models import Reading
 from app.services import reference as ref
 from app.services import shipments as svc
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
-from alerts import subscriptions as svc
+from alerts.webhooks import subscriptions as svc
 from app.api.deps import SessionDep, SettingsDep, require_roles
 from app.api.pagination import (
     DEFAULT_LIMIT,
@@ -18,8 +18,9 @@ from app.api.pagination import (
     encode_cursor,
     paginate,
 )
-from app.errors import InvalidField, NotFound
-from app.models import WebhookDelivery, WebhookSubscription, utcnow
+from app.core.errors import InvalidField, NotFound
+from app.core.models import WebhookDelivery, WebhookSubscription, utcnow
+from app.core.security import Principal
 from app.schemas.webhooks import (
     DeliveryOut,
     DeliveryState,
@@ -30,7 +31,6 @@ from app.schemas.webhooks import (
     WebhookOut,
     WebhookPatch,
 )
-from app.security import Principal
 
 router = APIRouter(tags=["webhooks"])
 # Coordinators manage every subscription; a site key only those scoped to its own site.

@@ -18,12 +18,8 @@ import asyncpg
 import httpcore
 import httpx
 
-from alerts import delivery_store as store
-from alerts import retry, signing
-from alerts.outbox import CHANNEL
-from alerts.transport import CheckedBackend, CheckedTransport, Resolver, peer_address
-from alerts.urls import UnsafeUrl, address_problem, endpoint_key, resolve
-from alerts.webhook_metrics import (
+from alerts.webhooks import retry, signing, store
+from alerts.webhooks.metrics import (
     ATTEMPT_DURATION,
     ATTEMPTS,
     CYCLE_ERRORS,
@@ -32,9 +28,12 @@ from alerts.webhook_metrics import (
     OLDEST_PENDING_AGE,
     QUEUE_DEPTH,
 )
-from app.db import make_engine, make_sessionmaker, plain_url
-from app.models import utcnow
-from app.settings import Settings
+from alerts.webhooks.outbox import CHANNEL
+from alerts.webhooks.transport import CheckedBackend, CheckedTransport, Resolver, peer_address
+from alerts.webhooks.urls import UnsafeUrl, address_problem, endpoint_key, resolve
+from app.core.db import make_engine, make_sessionmaker, plain_url
+from app.core.models import utcnow
+from app.core.settings import Settings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -123,7 +122,7 @@ def make_client(
     connector: httpcore.AsyncNetworkBackend | None = None, verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """The one shared client: timeouts, no redirects (a 3xx is a failure), no proxies from the env,
-    and every connection to an address checked in the same lookup (see alerts/transport.py)."""
+    and every connection to an address checked in the same lookup (see alerts/webhooks/transport.py)."""
     backend = CheckedBackend(
         allow_private=config.allow_private, resolver=resolver, connector=connector
     )

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import GENESIS, hashed_fields, record_digest
-from app.models import AuditRecord
-from app.settings import Settings
+from app.core.audit import GENESIS, hashed_fields, record_digest
+from app.core.models import AuditRecord
+from app.core.settings import Settings
 
 BATCH = 1000
 MAX_GAPS = 100  # gaps listed in a result (all are counted in `missing`)
@@ -197,7 +197,7 @@ async def verify_chain(
 
 
 async def _verify_url(database_url: str, kept: KeptHead | None) -> VerifyResult:
-    from app.db import make_engine, make_sessionmaker
+    from app.core.db import make_engine, make_sessionmaker
 
     engine = make_engine(database_url, pool_size=1)
     try:

@@ -1,6 +1,6 @@
-"""All tables, one import: `from app.models import Shipment`."""
+"""All tables, one import: `from app.core.models import Shipment`."""
 
-from app.models.alerts import (
+from app.core.models.alerts import (
     Alert,
     AlertEvent,
     EvaluationCheckpoint,
@@ -8,10 +8,10 @@ from app.models.alerts import (
     Excursion,
     ShipmentState,
 )
-from app.models.auth import ApiKey, AuditRecord
-from app.models.base import Base, new_id, utcnow
-from app.models.ingest import EvaluationQueue, IngestMessage, IngestRejection, Reading
-from app.models.reference import (
+from app.core.models.auth import ApiKey, AuditRecord
+from app.core.models.base import Base, new_id, utcnow
+from app.core.models.ingest import EvaluationQueue, IngestMessage, IngestRejection, Reading
+from app.core.models.reference import (
     Lane,
     LaneWaypoint,
     Logger,
@@ -22,7 +22,7 @@ from app.models.reference import (
     ShipmentLogger,
     Site,
 )
-from app.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Alert", "AlertEvent", "ApiKey", "AuditRecord", "Base", "EvaluationCheckpoint",

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 # The migrations package is installed beside this one (editable or not).
-SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
+SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -23,7 +23,7 @@ def upgrade(database_url: str, revision: str = "head", *, service_url: str | Non
     exactly the grants it needs (the service never owns what it writes)."""
     command.upgrade(alembic_config(database_url), revision)
     if service_url:
-        from app.db_roles import grant_service_role
+        from app.core.db_roles import grant_service_role
 
         grant_service_role(database_url, service_url)
 

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, created_at_column, new_id
+from app.core.models.base import Base, created_at_column, new_id
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
 

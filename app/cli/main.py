@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from app.core.settings import Settings, get_settings
 from app.runtime import RoleUnavailable, resolved, run_roles
-from app.settings import Settings, get_settings
 
 cli = typer.Typer(help="Cold-chain shipment monitoring service.", no_args_is_help=True,
                   add_completion=False)
@@ -49,7 +49,7 @@ def _run(settings: Settings, roles: list[str], *, migrate_first: bool = False) -
 
 def _migrate(live: Settings) -> None:
     """Migrations as the owner (COLDCHAIN_MIGRATION_DATABASE_URL), then the service role's grants."""
-    from app.migrate import upgrade
+    from app.core.migrate import upgrade
 
     upgrade(live.migration_url or "", service_url=live.database_url)
 
@@ -116,11 +116,11 @@ def demo(host: Host = None, port: Port = None) -> None:
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "help_option_names": []})  # --help goes to simulators.cli
+                               "help_option_names": []})  # --help goes to app.cli.simulate
 def simulate(ctx: typer.Context) -> None:
     """Simulated loggers: `--list`, `SCENARIO [--speed X | --backfill]`, `fleet --loggers N …`."""
     try:
-        from simulators import cli as sim_cli
+        from app.cli import simulate as sim_cli
     except ImportError as exc:
         typer.echo(f"error: simulators are not available yet ({exc})", err=True)
         raise typer.Exit(2) from exc
@@ -135,7 +135,7 @@ def report(
 ) -> None:
     """The release report of one shipment."""
     try:
-        from app.reports import cli as report_cli
+        from app.cli import report as report_cli
     except ImportError as exc:
         typer.echo(f"error: release reports are not available yet ({exc})", err=True)
         raise typer.Exit(2) from exc
@@ -150,7 +150,7 @@ def audit_verify(
              "record is still in the chain with that hash")] = None,
 ) -> None:
     """Walk the audit hash chain: broken links, missing records, and a kept head."""
-    from app import audit_verify as verifier
+    from app.core import audit_verify as verifier
 
     try:
         kept = verifier.KeptHead.parse(head) if head is not None else None

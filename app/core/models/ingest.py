@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, created_at_column
+from app.core.models.base import Base, created_at_column
 
 
 class Reading(Base):

@@ -12,8 +12,8 @@ import orjson
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Alert, AlertEvent, Shipment, WebhookDelivery, WebhookSubscription, utcnow
-from app.models.alerts import SEVERITIES
+from app.core.models import Alert, AlertEvent, Shipment, WebhookDelivery, WebhookSubscription, utcnow
+from app.core.models.alerts import SEVERITIES
 
 # NOTIFY channel the delivery workers LISTEN on (delivered at commit, so only committed rows wake them).
 CHANNEL = "coldchain_webhooks"

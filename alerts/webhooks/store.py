@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from alerts import retry
-from app import audit
-from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
-from app.security import SYSTEM
+from alerts.webhooks import retry
+from app.core import audit
+from app.core.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.core.security import SYSTEM
 
 log = logging.getLogger(__name__)
 SessionFactory = async_sessionmaker[AsyncSession]

@@ -15,8 +15,8 @@ from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.models import AuditRecord, utcnow
-from app.security import Principal
+from app.core.models import AuditRecord, utcnow
+from app.core.security import Principal
 
 GENESIS = b"\x00" * 32
 # One chain: a committing transaction takes this advisory lock as its last step, so records are

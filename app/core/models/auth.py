@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, created_at_column, new_id
+from app.core.models.base import Base, created_at_column, new_id
 
 ROLES = ("admin", "coordinator", "site", "qp")
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 import httpcore
 import httpx
 
-from alerts.urls import UnsafeUrl, refusal, resolve
+from alerts.webhooks.urls import UnsafeUrl, refusal, resolve
 
 log = logging.getLogger(__name__)
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -6,13 +6,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from app.db import make_engine, make_sessionmaker
-from app.errors import NotFound
-from app.models import utcnow
+from app.core.db import make_engine, make_sessionmaker
+from app.core.errors import NotFound
+from app.core.models import utcnow
+from app.core.settings import Settings
 from app.reports import data
 from app.reports.render import FORMATS, Rendered, render
 from app.runtime import resolved
-from app.settings import Settings
 
 
 async def generate(settings: Settings, shipment: str, fmt: str) -> Rendered:

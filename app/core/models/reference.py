@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, created_at_column, new_id
+from app.core.models.base import Base, created_at_column, new_id
 
 SHIPMENT_STATUSES = ("packed", "in_transit", "customs_hold", "delivered", "received")
 EVENT_TYPES = ("departed", "customs_hold", "customs_released", "delivered", "received")

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select
 
-from app.models import Lane, Packaging, Product, Shipment
-from app.security import Principal
+from app.core.models import Lane, Packaging, Product, Shipment
+from app.core.security import Principal
 
 PerSite = Callable[[uuid.UUID], ColumnElement[bool]]
 

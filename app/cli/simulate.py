@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app.settings import Settings
+from app.core.settings import Settings
 from simulators import scenario as scenarios
 
 USAGE = """coldchain simulate --list

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import make_engine, plain_url
+from app.core.db import make_engine, plain_url
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts.outbox import CHANNEL
-from alerts.signing import new_secret
-from alerts.urls import UnsafeUrl, check_url
-from app import audit
-from app.errors import Conflict, Forbidden, InvalidField, NotFound
-from app.models import Site, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from alerts.webhooks.outbox import CHANNEL
+from alerts.webhooks.signing import new_secret
+from alerts.webhooks.urls import UnsafeUrl, check_url
+from app.core import audit
+from app.core.errors import Conflict, Forbidden, InvalidField, NotFound
+from app.core.models import Site, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.core.scope import site_scoped
+from app.core.security import Principal
 from app.schemas.webhooks import WebhookIn, WebhookPatch
-from app.security import Principal
-from app.services.scope import site_scoped
 
 _SECRET_COLUMNS = frozenset({"secret", "previous_secret"})
 _OUT_FIELDS = (

@@ -1,0 +1,1 @@
+"""Outbound alert webhooks: outbox, signing, leased delivery with retries, subscriptions."""

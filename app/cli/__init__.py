@@ -1,0 +1,1 @@
+"""The `coldchain` command line (typer): every command of every role."""

@@ -1,0 +1,5 @@
+"""`python -m app.cli`: the `coldchain` command."""
+
+from app.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The core: settings, database, tables, errors, security, audit chain; imports no feature."""
