@@ -11,13 +11,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from app.cli import audit
 from app.core.settings import Settings, get_settings
 from app.runtime import RoleUnavailable, resolved, run_roles
 
 cli = typer.Typer(help="Cold-chain shipment monitoring service.", no_args_is_help=True,
                   add_completion=False)
-audit_cli = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
-cli.add_typer(audit_cli, name="audit")
+cli.add_typer(audit.cli, name="audit")
 
 Host = Annotated[str | None, typer.Option(help="API bind address (default 127.0.0.1)")]
 Port = Annotated[int | None, typer.Option(help="API port (default 8000)")]
@@ -140,24 +140,6 @@ def report(
         typer.echo(f"error: release reports are not available yet ({exc})", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(report_cli.main(get_settings(), shipment, format, output))
-
-
-@audit_cli.command("verify")
-def audit_verify(
-    head: Annotated[str | None, typer.Option(
-        "--head", metavar="ID:HASH",
-        help="a head kept elsewhere (a checkpoint, an earlier run's output): fail unless that "
-             "record is still in the chain with that hash")] = None,
-) -> None:
-    """Walk the audit hash chain: broken links, missing records, and a kept head."""
-    from app.core import audit_verify as verifier
-
-    try:
-        kept = verifier.KeptHead.parse(head) if head is not None else None
-    except ValueError as exc:
-        typer.echo(f"error: --head: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    raise typer.Exit(verifier.main(get_settings(), kept))
 
 
 def main() -> None:

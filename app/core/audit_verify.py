@@ -1,9 +1,8 @@
-"""`coldchain audit verify`: walk the audit hash chain in order; report broken links, missing ids
-and whether a head kept elsewhere (a checkpoint) is still in the chain with its hash."""
+"""Audit chain verification: walk the hash chain in order; report broken links, missing ids and
+whether a head kept elsewhere (a checkpoint) is still in the chain with its hash."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import GENESIS, hashed_fields, record_digest
 from app.core.models import AuditRecord
-from app.core.settings import Settings
 
 BATCH = 1000
 MAX_GAPS = 100  # gaps listed in a result (all are counted in `missing`)
@@ -194,24 +192,3 @@ async def verify_chain(
         if len(rows) < batch:
             return walker.result(kept, kept_problem)
         last_id = rows[-1][0]
-
-
-async def _verify_url(database_url: str, kept: KeptHead | None) -> VerifyResult:
-    from app.core.db import make_engine, make_sessionmaker
-
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return await verify_chain(session, kept=kept)
-    finally:
-        await engine.dispose()
-
-
-def main(settings: Settings, kept: KeptHead | None = None) -> int:
-    """Exit code 0 when the chain is intact (and holds the kept head), 1 otherwise."""
-    from app.runtime import resolved
-
-    with resolved(settings, broker=False) as live:
-        result = asyncio.run(_verify_url(live.database_url or "", kept))
-    print(result.describe())
-    return 0 if result.ok else 1
