@@ -24,7 +24,7 @@ _SECRET_COLUMNS = frozenset({"secret", "previous_secret"})
 _OUT_FIELDS = (
     "id", "url", "description", "site_id", "kinds", "min_severity", "enabled", "disabled_reason",
     "disabled_at", "failing_since", "consecutive_failures", "previous_secret_expires_at",
-    "created_at",
+    "created_at", "deleted_at", "deleted_by",
 )
 
 
@@ -41,8 +41,12 @@ def subscription_dict(sub: WebhookSubscription) -> dict[str, Any]:
 
 
 def scoped(stmt: Select[Any], principal: Principal) -> Select[Any]:
-    """A site key sees only its own site's subscriptions (and none without a site)."""
-    return site_scoped(stmt, principal, lambda site: WebhookSubscription.site_id == site)
+    """A site key sees only its own site's live subscriptions (and none without a site); roles
+    that see every site see deleted ones too (their delivery logs are evidence)."""
+    stmt = site_scoped(stmt, principal, lambda site: WebhookSubscription.site_id == site)
+    if not principal.sees_all_sites:
+        stmt = stmt.where(WebhookSubscription.deleted_at.is_(None))
+    return stmt
 
 
 def _check_scope(principal: Principal, site_id: uuid.UUID | None) -> None:
@@ -86,12 +90,17 @@ async def create(
 
 
 async def get_visible(
-    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, *, lock: bool = False
+    session: AsyncSession, principal: Principal, sub_id: uuid.UUID, *, lock: bool = False,
+    deleted_ok: bool = False,
 ) -> WebhookSubscription:
+    """The subscription, or 404; a deleted one can be read (`deleted_ok`) but never changed."""
     stmt = scoped(select(WebhookSubscription).where(WebhookSubscription.id == sub_id), principal)
     sub: WebhookSubscription | None = await session.scalar(stmt.with_for_update() if lock else stmt)
     if sub is None:
         raise NotFound("webhook subscription", sub_id)
+    if sub.deleted_at is not None and not deleted_ok:
+        raise Conflict(f"the subscription was deleted by {sub.deleted_by}; it is kept, read-only, "
+                       "with its delivery log")
     return sub
 
 
@@ -164,14 +173,27 @@ async def rotate_secret(
     return sub.secret
 
 
-async def delete(session: AsyncSession, principal: Principal, sub: WebhookSubscription) -> None:
-    """Remove it with its queued deliveries and their log (rows cascade in the database)."""
+async def delete(
+    session: AsyncSession, principal: Principal, sub: WebhookSubscription, *, now: datetime
+) -> None:
+    """Disable it for good and mark it deleted; nothing is removed. Deliveries not yet made are
+    cancelled (an attempt in flight is still logged, its outcome no longer changes the state)."""
     before = snapshot(sub)
-    await session.delete(sub)
+    cancelled = (await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == sub.id, WebhookDelivery.state == "pending")
+        .values(state="cancelled", leased_until=None, lease_token=None,
+                last_error="cancelled: the subscription was deleted")
+        .returning(WebhookDelivery.id)
+        .execution_options(synchronize_session=False)
+    )).scalars().all()
+    sub.enabled, sub.disabled_at = False, now
+    sub.disabled_reason = f"deleted by {principal.actor}"
+    sub.deleted_at, sub.deleted_by = now, principal.actor
     await session.flush()
     await audit.record(
         session, principal, action="delete", entity_type="webhook_subscription", entity_id=sub.id,
-        before=before,
+        before=before, after={**snapshot(sub), "cancelled_deliveries": len(cancelled)},
     )
 
 

@@ -13,7 +13,7 @@ from app.schemas.common import Out, StrictBody
 
 AlertKind = Literal[ALERT_KINDS]  # type: ignore[valid-type]
 Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
-DeliveryState = Literal["pending", "delivered", "failed"]
+DeliveryState = Literal["pending", "delivered", "failed", "cancelled"]
 Url = str
 _URL = Field(min_length=1, max_length=2048, description="http(s) URL the events are POSTed to")
 _KINDS = Field(
@@ -69,6 +69,9 @@ class WebhookOut(BaseModel):
         description="while set and in the future, events carry signatures of both secrets"
     )
     created_at: datetime
+    deleted_at: datetime | None = Field(
+        default=None, description="deleted (and disabled): kept with its delivery log")
+    deleted_by: str | None = None
 
 
 class WebhookCreated(WebhookOut):

@@ -145,8 +145,9 @@ async def test_patch_disable_enable_and_delete_are_audited(
     on = (await client.patch(url, json={"enabled": True})).json()
     assert on["enabled"] and on["disabled_reason"] is None and on["disabled_at"] is None
     assert (await client.delete(url)).status_code == 204
-    assert (await client.get(url)).status_code == 404
-    assert await db.get(WebhookSubscription, sub["id"]) is None
+    kept = (await client.get(url)).json()  # read-only, with its delivery log
+    assert (kept["enabled"], kept["deleted_by"]) == (False, "admin-bootstrap")
+    assert await db.get(WebhookSubscription, sub["id"]) is not None
     actions = (await db.scalars(
         select(AuditRecord.action).where(AuditRecord.entity_id == sub["id"]).order_by(AuditRecord.id)
     )).all()

@@ -1,4 +1,4 @@
-"""Delivery to a real HTTP receiver on localhost: signatures, retries, order, giving up, disabling."""
+"""Delivery to a real HTTP receiver on localhost: signatures, retries, order, giving up, deleting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from standardwebhooks import Webhook
 
@@ -22,6 +23,7 @@ from app.core.db import make_sessionmaker
 from app.core.models import AuditRecord, WebhookAttempt, WebhookDelivery
 from simulators.receiver import CLOSE, STALL, Receiver
 from tests import factories
+from tests.api.keys import bearer, make_key
 from tests.webhooks_support import (
     FAST,
     add_event,
@@ -32,6 +34,8 @@ from tests.webhooks_support import (
     spec_signature,
     subscribe,
 )
+
+HOOKS = "/api/v1/webhooks"
 
 
 @pytest.fixture
@@ -245,8 +249,13 @@ async def test_subscription_deleted_while_an_attempt_is_in_flight(
     await receiver.wait_requests(1)
     assert (await client.delete(f"/api/v1/webhooks/{sub['id']}")).status_code == 204
     receiver.release.set()
-    assert await cycle == 1  # recorded nothing, raised nothing
-    assert await _rows(db) == []
+    assert await cycle == 1  # raised nothing
+    # The attempt that was on the wire is logged; the delivery stays cancelled, never retried.
+    (row,) = await _rows(db)
+    assert row.state == "cancelled" and row.lease_token is None
+    (attempt,) = await _attempts(db, row.id)
+    assert attempt.status_code is None and attempt.error is not None
+    assert await deliver(engine) == 0
 
 
 async def test_queue_statistics(
@@ -260,3 +269,66 @@ async def test_queue_statistics(
     assert depth == 2 and 60 <= age < 120
     await deliver(engine)
     assert await delivery_store.queue_stats(factory, datetime.now(UTC)) == (0, 0.0)
+
+
+async def test_a_deleted_subscription_keeps_its_deliveries_attempts_and_audit(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    origin = await factories.site(client, "Leiden CTU", "NL")
+    destination = await factories.site(client, "Boston infusion centre", "US")
+    ship = await shipment(client, origin, destination, "SHP-1")
+    site_key = bearer(await make_key(client, "site", origin))
+    coordinator = bearer(await make_key(client, "coordinator"))
+    sub = await subscribe(client, receiver.url(), site_id=origin)
+    receiver.secrets.append(sub["secret"])
+    alert, _ = await open_alert(db, ship["id"])
+    assert await deliver(engine) == 1  # delivered, one attempt
+    await add_event(db, alert, "updated")  # then one still pending
+    url = f"{HOOKS}/{sub['id']}"
+
+    deleted = await client.delete(url, headers=site_key)
+    assert deleted.status_code == 204
+    # Coordinators read it, its delivery log and every attempt.
+    kept = (await client.get(url, headers=coordinator)).json()
+    assert kept["enabled"] is False and kept["deleted_at"] is not None
+    assert kept["deleted_by"].startswith("key:") and kept["disabled_reason"].startswith("deleted by")
+    log = (await client.get(f"{url}/deliveries", headers=coordinator)).json()["items"]
+    assert [(d["event_type"], d["state"], len(d["attempts"])) for d in log] == [
+        ("alert.updated", "cancelled", 0), ("alert.opened", "delivered", 1)]
+    assert log[0]["last_error"] == "cancelled: the subscription was deleted"
+    one = await client.get(f"{url}/deliveries/{log[1]['id']}", headers=coordinator)
+    assert one.status_code == 200 and one.json()["attempts"][0]["status_code"] == 200
+    listed = (await client.get(HOOKS, headers=coordinator)).json()["items"]
+    assert listed == []
+    gone = (await client.get(HOOKS, params={"deleted": "true"}, headers=coordinator)).json()
+    assert [s["id"] for s in gone["items"]] == [sub["id"]]
+    # For the site it is gone; nobody can change, retry or delete it again.
+    assert (await client.get(url, headers=site_key)).status_code == 404
+    assert (await client.get(f"{url}/deliveries", headers=site_key)).status_code == 404
+    assert (await client.get(HOOKS, params={"deleted": "true"}, headers=site_key)
+            ).json()["items"] == []
+    for method, path, body in (("PATCH", url, {"enabled": True}),
+                               ("POST", f"{url}/rotate-secret", {}),
+                               ("POST", f"{url}/deliveries/{log[0]['id']}/retry", None),
+                               ("DELETE", url, None)):
+        answer = await client.request(method, path, json=body, headers=coordinator)
+        assert answer.status_code == 409, (method, path)
+        assert "deleted" in answer.json()["detail"]
+    # Nothing is sent any more, not even for new alert events.
+    await add_event(db, alert, "escalated")
+    assert await deliver(engine) == 0
+    assert len(receiver.requests) == 1
+    # The database keeps the evidence: no cascade.
+    assert await db.scalar(select(func.count()).select_from(WebhookAttempt)) == 1
+    assert await db.scalar(select(func.count()).select_from(WebhookDelivery)) == 2
+    with pytest.raises(IntegrityError):
+        await db.execute(text("DELETE FROM webhook_subscriptions WHERE id = :id"),
+                         {"id": uuid.UUID(sub["id"])})
+    await db.rollback()
+    with pytest.raises(IntegrityError):
+        await db.execute(text("DELETE FROM webhook_deliveries WHERE state = 'delivered'"))
+    await db.rollback()
+    audit = (await db.scalars(select(AuditRecord).where(
+        AuditRecord.entity_id == sub["id"], AuditRecord.action == "delete"))).one()
+    assert audit.before["deleted_at"] is None and audit.after["deleted_at"] is not None
+    assert audit.after["cancelled_deliveries"] == 1 and audit.actor.startswith("key:")

@@ -52,9 +52,15 @@ async def create_webhook(
 @router.get("/webhooks", response_model=Page[WebhookOut])
 async def list_webhooks(
     session: SessionDep, principal: Manager, site_id: uuid.UUID | None = None,
-    enabled: bool | None = None, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
+    enabled: bool | None = None,
+    deleted: Annotated[bool, Query(
+        description="list deleted subscriptions (kept with their delivery logs) instead of live "
+                    "ones; site keys see only live ones")] = False,
+    cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    stmt = svc.scoped(select(WebhookSubscription), principal)
+    stmt = svc.scoped(select(WebhookSubscription), principal).where(
+        WebhookSubscription.deleted_at.is_not(None) if deleted
+        else WebhookSubscription.deleted_at.is_(None))
     if site_id is not None:
         stmt = stmt.where(WebhookSubscription.site_id == site_id)
     if enabled is not None:
@@ -70,7 +76,8 @@ async def list_webhooks(
 async def get_webhook(
     webhook_id: uuid.UUID, session: SessionDep, principal: Manager
 ) -> dict[str, Any]:
-    return svc.subscription_dict(await svc.get_visible(session, principal, webhook_id))
+    return svc.subscription_dict(
+        await svc.get_visible(session, principal, webhook_id, deleted_ok=True))
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut)
@@ -88,8 +95,10 @@ async def update_webhook(
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, principal: Manager) -> Response:
+    """Disable and mark deleted: no more deliveries (pending ones are cancelled), but the
+    subscription and its delivery log stay readable by coordinators; audited."""
     sub = await svc.get_visible(session, principal, webhook_id, lock=True)
-    await svc.delete(session, principal, sub)
+    await svc.delete(session, principal, sub, now=utcnow())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -112,7 +121,7 @@ async def list_deliveries(
     state: DeliveryState | None = None, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """The delivery log, newest event first: state, attempts with status codes and latency."""
-    await svc.get_visible(session, principal, webhook_id)
+    await svc.get_visible(session, principal, webhook_id, deleted_ok=True)
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == webhook_id)
     if state is not None:
         stmt = stmt.where(WebhookDelivery.state == state)
@@ -133,7 +142,7 @@ async def list_deliveries(
 async def get_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, principal: Manager
 ) -> dict[str, Any]:
-    await svc.get_visible(session, principal, webhook_id)
+    await svc.get_visible(session, principal, webhook_id, deleted_ok=True)
     delivery = await session.scalar(
         select(WebhookDelivery).where(
             WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == webhook_id

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models.base import Base, created_at_column, new_id
 
-DELIVERY_STATES = ("pending", "delivered", "failed")
+DELIVERY_STATES = ("pending", "delivered", "failed", "cancelled")
 
 
 class WebhookSubscription(Base):
@@ -45,6 +45,9 @@ class WebhookSubscription(Base):
     failing_since: Mapped[datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
+    # Deleting keeps the row (disabled): its deliveries and attempts are evidence, never removed.
+    deleted_at: Mapped[datetime | None]
+    deleted_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class WebhookDelivery(Base):
@@ -64,7 +67,7 @@ class WebhookDelivery(Base):
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     subscription_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+        ForeignKey("webhook_subscriptions.id", ondelete="RESTRICT")
     )
     alert_event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"))
     alert_id: Mapped[uuid.UUID] = mapped_column(index=True)
@@ -92,7 +95,7 @@ class WebhookAttempt(Base):
     __tablename__ = "webhook_attempts"
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     delivery_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+        ForeignKey("webhook_deliveries.id", ondelete="RESTRICT"), index=True
     )
     attempted_at: Mapped[datetime]
     status_code: Mapped[int | None] = mapped_column(Integer)
