@@ -10,12 +10,14 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from app.core.settings import Settings
-from app.embedded import EmbeddedBroker, EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from app.embedded import EmbeddedBroker, EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 RoleRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -23,6 +25,10 @@ RoleRunner = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 class RoleUnavailable(RuntimeError):
     """A role whose package is not installed or not built yet."""
+
+
+class ServersUnavailable(RuntimeError):
+    """DATABASE_URL or MQTT_URL is unset and no embedded server can stand in for it."""
 
 
 @dataclass
@@ -42,6 +48,18 @@ class Embedded:
 def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
     """Settings with DATABASE_URL / MQTT_URL filled in by embedded servers where unset."""
     embedded = Embedded()
+    try:
+        yield _start_embedded(settings, embedded, broker=broker)
+    finally:
+        embedded.stop()
+
+
+def _start_embedded(settings: Settings, embedded: Embedded, *, broker: bool) -> Settings:
+    if settings.database_url and (settings.mqtt_url or not broker):
+        return settings
+    # Imported only here: with both URLs set, nothing needs the module or the `embedded` extra.
+    from app.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedUnavailable
+
     updates: dict[str, object] = {}
     try:
         if not settings.database_url:
@@ -57,9 +75,9 @@ def resolved(settings: Settings, *, broker: bool = True) -> Iterator[Settings]:
                 # The pure-Python fallback broker has no shared subscriptions: one plain subscriber.
                 updates["ingest_group"] = ""
             log.warning("MQTT_URL unset: embedded broker at %s", updates["mqtt_url"])
-        yield settings.model_copy(update=updates)
-    finally:
-        embedded.stop()
+    except EmbeddedUnavailable as exc:
+        raise ServersUnavailable(str(exc)) from exc
+    return settings.model_copy(update=updates)
 
 
 def role_runner(name: str) -> RoleRunner:

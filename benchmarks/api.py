@@ -252,14 +252,16 @@ def main() -> int:
     if not db_url:
         from app.embedded import EmbeddedPostgres
 
-        postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ccbench-")) / "postgres")
-        db_url = postgres.start()
+        postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ccbench-")) / "postgres",
+                                    throwaway=True)
+        postgres.start()
+        db_url = postgres.superuser_url  # creates the benchmark's database
     admin = urlunsplit(urlsplit(db_url)._replace(scheme="postgresql", path="/postgres"))
     try:
         report = asyncio.run(run(args, admin))
     finally:
         if postgres is not None:
-            postgres.stop()
+            postgres.destroy()
     report["command"] = "python benchmarks/api.py " + " ".join(sys.argv[1:])
     if args.json:
         print(json.dumps(report))

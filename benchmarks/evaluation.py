@@ -186,8 +186,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if not admin:
         from app.embedded import EmbeddedPostgres
 
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg")
-        admin = embedded.start()
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg", throwaway=True)
+        embedded.start()
+        admin = embedded.superuser_url  # creates the benchmark's database
     name = f"coldchain_bench_eval_{secrets.token_hex(3)}"
     conn = await asyncpg.connect(admin)
     await conn.execute(f"CREATE DATABASE {name}")
@@ -214,7 +215,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await conn.close()
         if embedded:
-            embedded.stop()
+            embedded.destroy()
 
 
 def _cli() -> None:

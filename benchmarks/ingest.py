@@ -212,9 +212,10 @@ def main() -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ccbench-")))
         admin_url = args.database_url
         if not admin_url:
-            postgres = EmbeddedPostgres(tmp / "pg")
-            admin_url = postgres.start()
-            stack.callback(postgres.stop)
+            postgres = EmbeddedPostgres(tmp / "pg", throwaway=True)
+            postgres.start()
+            admin_url = postgres.superuser_url  # creates the benchmark's database
+            stack.callback(postgres.destroy)
         admin_url = urlunsplit(urlsplit(admin_url)._replace(path="/postgres"))
         broker_proc = None
         mqtt_url = args.mqtt_url

@@ -74,7 +74,7 @@ class Servers:
         if self.broker:
             self.broker.stop()
         if self.postgres:
-            self.postgres.stop()
+            self.postgres.destroy()
 
 
 def start(tmp: Path) -> Servers:
@@ -83,7 +83,7 @@ def start(tmp: Path) -> Servers:
     mqtt_url = os.environ.get("MQTT_URL")
     postgres = broker = None
     if not db_url:
-        postgres = EmbeddedPostgres(tmp / "postgres")
+        postgres = EmbeddedPostgres(tmp / "postgres", throwaway=True)
         postgres.start()
         db_url = postgres.superuser_url
     if not mqtt_url:

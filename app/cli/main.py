@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.cli import audit
 from app.core.settings import Settings, get_settings
-from app.runtime import RoleUnavailable, resolved, run_roles
+from app.runtime import RoleUnavailable, ServersUnavailable, resolved, run_roles
 
 cli = typer.Typer(help="Cold-chain shipment monitoring service.", no_args_is_help=True,
                   add_completion=False)
@@ -148,6 +148,9 @@ def main() -> None:
     except ValidationError as exc:  # the environment's configuration: say what, not a traceback
         for error in exc.errors():
             typer.echo(f"error: configuration: {error['msg'].removeprefix('Value error, ')}", err=True)
+        sys.exit(2)
+    except ServersUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 

@@ -52,7 +52,7 @@ def test_embedded_broker_round_trip(tmp_path: Path, use_mosquitto: bool) -> None
 
 
 def test_embedded_postgres_survives_restart_and_sigkill(tmp_path: Path) -> None:
-    pg = EmbeddedPostgres(tmp_path / "pg")
+    pg = EmbeddedPostgres(tmp_path / "pg", throwaway=True)
     pg.start()
     url = pg.owner_url
 
@@ -68,7 +68,7 @@ def test_embedded_postgres_survives_restart_and_sigkill(tmp_path: Path) -> None:
         pg.start()
         assert psql("SELECT v FROM t") == "42"
     finally:
-        pg.stop()
+        pg.destroy()
 
 
 def test_resolved_fills_unset_urls_with_embedded_servers(tmp_path: Path) -> None:
@@ -82,6 +82,7 @@ def test_resolved_fills_unset_urls_with_embedded_servers(tmp_path: Path) -> None
         out = subprocess.run(["psql", live.database_url, "-qtAc", "SELECT 1"], capture_output=True,
                              text=True, check=True)
         assert out.stdout.strip() == "1"
+    EmbeddedPostgres(tmp_path / "postgres").destroy()  # what `make demo` keeps, a test does not
 
 
 def _roles(url: str) -> str:
@@ -96,7 +97,7 @@ def _roles(url: str) -> str:
 def test_embedded_postgres_sets_up_an_owner_and_a_service_role_that_owns_nothing(
     tmp_path: Path,
 ) -> None:
-    pg = EmbeddedPostgres(tmp_path / "pg")
+    pg = EmbeddedPostgres(tmp_path / "pg", throwaway=True)
     pg.start()
     try:
         assert _roles(pg.url) == "coldchain_app|f|f|f|coldchain_owner"
@@ -115,7 +116,7 @@ def test_embedded_postgres_sets_up_an_owner_and_a_service_role_that_owns_nothing
         assert owners == "coldchain_owner:legacy,coldchain_owner:legacy_fn,coldchain_owner:legacy_seq"
         assert _roles(pg.url).endswith("|coldchain_owner")
     finally:
-        pg.stop()
+        pg.destroy()
 
 
 def test_embedded_mosquitto_has_the_recommended_limits(tmp_path: Path) -> None:

@@ -46,14 +46,14 @@ class Servers:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     """A PostgreSQL and a mosquitto of our own, to stop, crash and restart."""
     base = tmp_path_factory.mktemp("faults")
-    postgres, broker = EmbeddedPostgres(base / "pg"), EmbeddedBroker(base / "mqtt")
+    postgres, broker = EmbeddedPostgres(base / "pg", throwaway=True), EmbeddedBroker(base / "mqtt")
     database_url, mqtt_url = postgres.start(), broker.start()
     try:
         upgrade(postgres.owner_url, service_url=database_url)  # as in production
         yield Servers(postgres, broker, database_url, mqtt_url, base)
     finally:
         broker.stop()
-        postgres.stop()
+        postgres.destroy()
 
 
 @dataclass

@@ -58,7 +58,7 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     base = tmp_path_factory.mktemp("ingest-faults")
-    postgres = EmbeddedPostgres(base / "pg", port=free_port())
+    postgres = EmbeddedPostgres(base / "pg", port=free_port(), throwaway=True)
     broker = EmbeddedBroker(base / "mqtt", port=free_port())
     try:
         url = postgres.start()  # the service's role; migrations as the owner, as in production
@@ -67,7 +67,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield Servers(postgres, broker, url, base)
     finally:
         broker.stop()
-        postgres.stop()
+        postgres.destroy()
 
 
 @dataclass
