@@ -3,11 +3,13 @@
 from alerts.rules.advance import Advance, ExcursionRecord, OutOfOrder, advance, initial_state
 from alerts.rules.conditions import Condition
 from alerts.rules.evaluate import Evaluation, Memo, Summary, at_risk, evaluate
+from alerts.rules.holdtime import run_outs
 from alerts.rules.lifecycle import AlertView, Escalate, Open, Plan, Resolve, Update, reconcile
 from alerts.rules.mkt import mkt_c
 from alerts.rules.model import (
     EvalConfig,
     LaneSpec,
+    Leg,
     ProductProfile,
     Reading,
     SeriesContext,
@@ -22,9 +24,9 @@ from alerts.rules.timeutil import NaiveDatetimeError
 
 __all__ = [
     "Advance", "AlertView", "Condition", "Escalate", "EvalConfig", "Evaluation",
-    "ExcursionRecord", "LaneSpec", "LoggerState", "Memo", "NaiveDatetimeError", "Open",
+    "ExcursionRecord", "LaneSpec", "Leg", "LoggerState", "Memo", "NaiveDatetimeError", "Open",
     "OutOfOrder", "Plan", "ProductProfile", "Reading", "Resolve", "SeriesContext",
     "ShipmentEvent", "ShipmentSpec", "Summary", "Update", "Waypoint", "advance", "at_risk",
     "evaluate", "initial_state", "max_gap_for", "mkt_c", "needs_replay", "reconcile",
-    "resume_point", "state_from_json", "state_to_json",
+    "resume_point", "run_outs", "state_from_json", "state_to_json",
 ]

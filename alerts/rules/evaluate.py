@@ -240,13 +240,16 @@ def _hold_conditions(
     details = {"hold_deadline": hold.deadline.isoformat(),
                "expected_arrival": hold.expected_arrival.isoformat(),
                "margin_h": round(hold.margin_h, 3), "safety_margin_h": spec.safety_margin_h,
-               "dwell_overrun_h": round(hold.overrun_s / 3600.0, 3)}
+               "dwell_overrun_h": round(hold.overrun_s / 3600.0, 3),
+               "hold_started_at": hold.charged_at.isoformat()}
     exceeded: tuple[cond.Condition, ...] = ()
-    late_delivery = hold.delivered_at is not None and hold.delivered_at > hold.deadline
-    if (hold.delivered_at is None and now >= hold.deadline) or late_delivery:
+    if hold.breached:
+        # The latest charge that ran out: a recharge afterwards does not undo that the product
+        # sat past its qualified hold (a person resolves it); a new run-out is a new episode.
         exceeded = (cond.Condition(
-            kind=HOLD_TIME_EXCEEDED, start=hold.deadline,
-            severity=cond.SEVERITY[HOLD_TIME_EXCEEDED], last_evidence=now, details=details),)
+            kind=HOLD_TIME_EXCEEDED, start=hold.breached[-1],
+            severity=cond.SEVERITY[HOLD_TIME_EXCEEDED], last_evidence=now,
+            details={**details, "hold_ran_out_at": [t.isoformat() for t in hold.breached]}),)
     threshold = spec.safety_margin_h
     if HOLD_TIME_AT_RISK in since:  # hysteresis: clears only with room to spare
         threshold += spec.config.hold_risk_clear_s / 3600.0

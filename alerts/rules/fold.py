@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from alerts.rules.geo import distance_to_path_km, haversine_km
+from alerts.rules.legs import Legs, LegView
 from alerts.rules.mkt import DELTA_H_OVER_R, KELVIN
 from alerts.rules.model import (
     BATTERY_LOW,
@@ -78,7 +79,7 @@ class Fold:
         self.clear_us = int(ctx.clear_s * US)
         self.budget_us = int(p.stability_budget_s * US)
         self.delays = alarm_delays_us(ctx)
-        self.path = ctx.lane.path()
+        self.legs = Legs.of(ctx.lane, ctx.reroutes)
         # Set while the latest reading is held to the wall clock (`hold_to`): what the hold
         # establishes is retroactive when learnt more than the max gap after it happened.
         self.now: int | None = None
@@ -205,11 +206,16 @@ class Fold:
         if p.light_sensitive and r.light is not None:
             self._step(LIGHT_EXPOSURE, t, late, r.light, not r.light, None)
         if r.lat is not None and r.lon is not None:
-            if len(self.path) >= 2:
-                dist = distance_to_path_km(r.lat, r.lon, self.path)
-                outside = dist > self.ctx.lane.corridor_km
+            # Rule 6: from a reroute on, the new lane's path and corridor judge the position;
+            # what came before stays judged by the lane it was on.
+            leg = self.legs.at(t)
+            if len(leg.path) >= 2:
+                dist = distance_to_path_km(r.lat, r.lon, leg.path)
+                outside = dist > leg.lane.corridor_km
                 self._step(ROUTE_DEVIATION, t, late, outside, not outside, dist)
-            self._visit(t, r.lat, r.lon)
+            elif ROUTE_DEVIATION in self.runs:  # rerouted onto a lane without a path
+                self._step(ROUTE_DEVIATION, t, late, False, True, None)
+            self._visit(t, r.lat, r.lon, leg)
         if r.battery_pct is not None:
             b = r.battery_pct
             self._step(BATTERY_LOW, t, late, b < cfg.battery_low_pct, b >= cfg.battery_clear_pct, b)
@@ -303,12 +309,13 @@ class Fold:
             else:
                 eps.append(MutableEpisode(t, t, end=t, late=late, peak=g, last_us=t))
 
-    def _visit(self, t: int, lat: float, lon: float) -> None:
-        """Rule 8: stays within a waypoint's radius; re-entries within the clear time merge."""
+    def _visit(self, t: int, lat: float, lon: float, leg: LegView) -> None:
+        """Rule 8: stays within a waypoint's radius of the lane in force; re-entries within the
+        clear time merge. Waypoints are numbered across legs, so a stay never spans a reroute."""
         wp = -1
-        for i, w in enumerate(self.ctx.lane.waypoints):
+        for i, w in enumerate(leg.lane.waypoints):
             if haversine_km(w.lat, w.lon, lat, lon) <= w.radius_km:
-                wp = i
+                wp = leg.offset + i
                 break
         v = self.visit
         if v is not None:
@@ -316,6 +323,8 @@ class Fold:
                 v.last_in = t
                 return
             v.end = min(t, v.last_in + self.gap_us)
+            if leg.start_us is not None and leg.start_us > v.last_in:
+                v.end = min(v.end, leg.start_us)  # the old lane's stay ends at the reroute
             self.visits.append(v)
             self.visit = None
         if wp < 0:

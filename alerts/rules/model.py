@@ -39,6 +39,9 @@ EVENT_CUSTOMS_HOLD = "customs_hold"
 EVENT_CUSTOMS_RELEASED = "customs_released"
 EVENT_DELIVERED = "delivered"
 EVENT_RECEIVED = "received"
+# Contingency events (rule 6): the hold clock restarts; the shipment goes on another lane.
+EVENT_RECHARGED = "recharged"
+EVENT_REROUTED = "rerouted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,17 @@ class LaneSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Leg:
+    """A lane the shipment travels from `start` on (a reroute's time)."""
+
+    start: datetime
+    lane: LaneSpec
+
+    def __post_init__(self) -> None:
+        require_aware(self.start, "Leg.start")
+
+
+@dataclass(frozen=True, slots=True)
 class EvalConfig:
     """Tuned numbers of the evaluation (documented in alerts/README.md)."""
 
@@ -156,13 +170,17 @@ class SeriesContext:
     """What one logger's series is judged against; a change of it invalidates saved state."""
 
     product: ProductProfile
-    lane: LaneSpec
+    lane: LaneSpec  # the lane of registration
     max_gap_s: float
     config: EvalConfig = field(default_factory=EvalConfig)
+    # Reroutes in time order: from each leg's start its lane judges route and dwell.
+    reroutes: tuple[Leg, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_gap_s <= 0:
             raise ValueError("max_gap_s must be positive")
+        if any(b.start <= a.start for a, b in zip(self.reroutes, self.reroutes[1:], strict=False)):
+            raise ValueError("reroutes must be in strictly increasing time order")
 
     @property
     def clear_s(self) -> float:
@@ -186,18 +204,26 @@ RULES_VERSION = 2
 @functools.lru_cache(maxsize=4096)
 def _fingerprint(ctx: SeriesContext) -> str:
     c = ctx.config
-    relevant = (RULES_VERSION, ctx.product, ctx.lane, ctx.max_gap_s, c.clear_s, c.route_delay_s,
-                c.battery_low_pct, c.battery_clear_pct, c.trend_points, c.trend_window_s)
+    relevant: tuple[object, ...] = (
+        RULES_VERSION, ctx.product, ctx.lane, ctx.max_gap_s, c.clear_s, c.route_delay_s,
+        c.battery_low_pct, c.battery_clear_pct, c.trend_points, c.trend_window_s)
+    if ctx.reroutes:  # appended only when present: states of shipments never rerouted stay valid
+        relevant += (ctx.reroutes,)
     return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
 class ShipmentEvent:
+    """A custody event; a `rerouted` one carries the lane the shipment travels from `at` on."""
+
     type: str
     at: datetime
+    lane: LaneSpec | None = None
 
     def __post_init__(self) -> None:
         require_aware(self.at, "ShipmentEvent.at")
+        if (self.type == EVENT_REROUTED) != (self.lane is not None):
+            raise ValueError("a rerouted event, and only one, carries its new lane")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +251,18 @@ class ShipmentSpec:
 
     def context(self, logger_id: str) -> SeriesContext:
         gaps = dict(self.max_gap_s)
-        return SeriesContext(self.product, self.lane, gaps[logger_id], self.config)
+        return SeriesContext(self.product, self.lane, gaps[logger_id], self.config,
+                             self.reroutes)
+
+    @property
+    def reroutes(self) -> tuple[Leg, ...]:
+        """The lanes taken by reroutes, in time order (of two at the same time, the later
+        recorded)."""
+        legs: dict[datetime, Leg] = {}
+        for e in sorted(self.events, key=lambda e: e.at):
+            if e.type == EVENT_REROUTED and e.lane is not None:
+                legs[e.at] = Leg(e.at, e.lane)
+        return tuple(legs.values())
 
     @property
     def clear_s(self) -> float:

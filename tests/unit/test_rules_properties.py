@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.rules import Memo, ProductProfile, Reading, SeriesContext, ShipmentSpec, evaluate
+from alerts.rules import (
+    LaneSpec,
+    Leg,
+    Memo,
+    ProductProfile,
+    Reading,
+    SeriesContext,
+    ShipmentEvent,
+    ShipmentSpec,
+    Waypoint,
+    evaluate,
+)
 from alerts.rules.advance import ExcursionRecord, open_excursions
 from alerts.rules.mkt import mkt_from_sums
 from tests.unit.rules_support import LANE, T0, MemoryEngine, advance, ctx, initial_state
@@ -16,6 +28,9 @@ from tests.unit.rules_support import LANE, T0, MemoryEngine, advance, ctx, initi
 PROPS = settings(max_examples=150, deadline=None, derandomize=True)
 TEMPS = st.sampled_from([-1.0, 0.5, 1.9, 2.0, 4.99, 5.0, 8.0, 8.01, 9.0, 12.5, 16.0])
 PLACES = st.sampled_from([None, (52.31, 4.76), (48.85, 2.35), (42.36, -71.01), (50.0, -20.0)])
+# A lane a shipment may be rerouted onto (via Paris): rule 6's reroute mid-record.
+VIA_PARIS = LaneSpec(20.0, 30.0, 50.0, (Waypoint("CDG", 48.85, 2.35, 5.0, 1.0),
+                                        Waypoint("BOS", 42.36, -71.01, 5.0, 2.0)))
 
 
 @st.composite
@@ -46,8 +61,10 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, SeriesContext], list[Reading]]
     )
     every = draw(st.integers(1, 6))
     loggers = draw(st.sampled_from([("L1",), ("L1", "L2")]))
-    contexts = {lid: ctx(product, max_gap_s=draw(st.sampled_from([300.0, 900.0])),
-                         checkpoint_every=every) for lid in loggers}
+    reroute = draw(st.sampled_from([None, 2 * 3600, 5 * 3600 + 7]))
+    legs = () if reroute is None else (Leg(T0 + timedelta(seconds=reroute), VIA_PARIS),)
+    contexts = {lid: replace(ctx(product, max_gap_s=draw(st.sampled_from([300.0, 900.0])),
+                                 checkpoint_every=every), reroutes=legs) for lid in loggers}
     readings = [r for lid in loggers for r in draw(readings_of(lid))]
     return contexts, readings
 
@@ -79,8 +96,12 @@ def test_result_independent_of_batching_order_and_duplicates(
     expected = reference(contexts, readings)
     assert engine.states == expected.states
     assert engine.all_excursions() == expected.all_excursions()
-    spec = ShipmentSpec(T0, 96.0, next(iter(contexts.values())).product, LANE,
-                        tuple((lid, c.max_gap_s) for lid, c in contexts.items()), departed_at=T0)
+    first = next(iter(contexts.values()))
+    spec = ShipmentSpec(T0, 96.0, first.product, LANE,
+                        tuple((lid, c.max_gap_s) for lid, c in contexts.items()), departed_at=T0,
+                        events=tuple(ShipmentEvent("rerouted", leg.start, leg.lane)
+                                     for leg in first.reroutes))
+    assert spec.reroutes == first.reroutes
     now = T0 + timedelta(hours=9)
     assert evaluate(spec, engine.states, {}, Memo(), now) == evaluate(
         spec, expected.states, {}, Memo(), now)
