@@ -87,18 +87,23 @@ async def load_bundles(
         select(Packaging.id, Packaging.qualified_hold_h)
         .where(Packaging.id.in_({s.packaging_id for s in shipments.values()})))).all())
     rows = [(s, products[s.product_id], holds[s.packaging_id]) for s in shipments.values()]
-    lane_ids = {r[0].lane_id for r in rows}
+    event_rows = (await session.execute(
+        select(EventRow.shipment_id, EventRow.type, EventRow.at, EventRow.lane_id)
+        .where(EventRow.shipment_id.in_(shipment_ids), EventRow.voided_at.is_(None))
+        .order_by(EventRow.at, EventRow.recorded_at))).all()
+    # Rule 6: judged on the lane of registration, then on each lane a reroute put it on.
+    lane_ids = {r[0].planned_lane_id for r in rows} | {e.lane_id for e in event_rows if e.lane_id}
     lanes = {lane.id: lane for lane in (await session.scalars(
         select(Lane).where(Lane.id.in_(lane_ids)))).all()}
     waypoints: dict[uuid.UUID, list[LaneWaypoint]] = {}
     for w in (await session.scalars(
             select(LaneWaypoint).where(LaneWaypoint.lane_id.in_(lane_ids)))).all():
         waypoints.setdefault(w.lane_id, []).append(w)
+    lane_specs = {lid: lane_spec(lane, waypoints.get(lid, [])) for lid, lane in lanes.items()}
     events: dict[uuid.UUID, list[ShipmentEvent]] = {}
-    for e in (await session.execute(
-            select(EventRow.shipment_id, EventRow.type, EventRow.at)
-            .where(EventRow.shipment_id.in_(shipment_ids), EventRow.voided_at.is_(None)))).all():
-        events.setdefault(e.shipment_id, []).append(ShipmentEvent(e.type, e.at))
+    for e in event_rows:
+        lane = lane_specs[e.lane_id] if e.lane_id else None
+        events.setdefault(e.shipment_id, []).append(ShipmentEvent(e.type, e.at, lane))
     loggers: dict[uuid.UUID, list[Any]] = {}
     for lg in (await session.execute(
             select(ShipmentLogger.shipment_id, Logger.id, Logger.reporting_interval_s,
@@ -106,17 +111,16 @@ async def load_bundles(
             .join(Logger, Logger.id == ShipmentLogger.logger_id)
             .where(ShipmentLogger.shipment_id.in_(shipment_ids)))).all():
         loggers.setdefault(lg.shipment_id, []).append(lg)
-    lane_specs = {lid: lane_spec(lane, waypoints.get(lid, [])) for lid, lane in lanes.items()}
     out: dict[uuid.UUID, Bundle] = {}
     for shipment, product, hold_h in rows:
         mine = sorted(loggers.get(shipment.id, []), key=lambda lg: lg.id)
         spec = ShipmentSpec(
             packed_at=shipment.packed_at, qualified_hold_h=hold_h,
-            product=product_profile(product), lane=lane_specs[shipment.lane_id],
+            product=product_profile(product), lane=lane_specs[shipment.planned_lane_id],
             max_gap_s=tuple(
                 (lg.id, max_gap_for(lg.reporting_interval_s, shipment.max_gap_s)) for lg in mine
             ),
-            events=tuple(sorted(events.get(shipment.id, []), key=lambda e: e.at)),
+            events=tuple(events.get(shipment.id, [])),
             departed_at=shipment.departed_at, delivered_at=shipment.delivered_at,
             received_at=shipment.received_at, safety_margin_h=shipment.safety_margin_h,
             config=config,

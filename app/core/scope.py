@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select
 
-from app.core.models import Lane, Packaging, Product, Shipment
+from app.core.models import Lane, Packaging, Product, Shipment, ShipmentEvent
 from app.core.security import Principal
 
 PerSite = Callable[[uuid.UUID], ColumnElement[bool]]
@@ -30,10 +30,13 @@ def site_scoped(stmt: Select[Any], principal: Principal, per_site: PerSite) -> S
 
 
 def lanes_of_site(site: uuid.UUID) -> ColumnElement[bool]:
-    """Lanes from or to the site, and lanes its shipments travel (a shipment's sites come from
-    the lane it was registered on)."""
+    """Lanes from or to the site, and lanes its shipments travel: the lane each was registered
+    on and every lane a reroute put it on (its destination is that of the lane it is on)."""
+    mine = select(Shipment.id).where(involving_site(site))
     return or_(Lane.origin_site_id == site, Lane.destination_site_id == site,
-               Lane.id.in_(select(Shipment.lane_id).where(involving_site(site))))
+               Lane.id.in_(select(Shipment.planned_lane_id).where(involving_site(site))),
+               Lane.id.in_(select(ShipmentEvent.lane_id).where(
+                   ShipmentEvent.shipment_id.in_(mine), ShipmentEvent.lane_id.is_not(None))))
 
 
 def products_of_site(site: uuid.UUID) -> ColumnElement[bool]:

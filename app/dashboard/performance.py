@@ -25,7 +25,10 @@ async def lane_performance(
     stmt = (
         select(Shipment.id, Shipment.departed_at, Shipment.delivered_at)
         .where(Shipment.lane_id == lane_id, Shipment.delivered_at.is_not(None),
-               Shipment.departed_at.is_not(None))
+               Shipment.departed_at.is_not(None),
+               # Only shipments that travelled this lane end to end: a rerouted one's transit
+               # is part another lane's.
+               Shipment.planned_lane_id == lane_id)
         .order_by(Shipment.delivered_at.desc()).limit(MAX_SHIPMENTS)
     )
     if since is not None:

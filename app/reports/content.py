@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alerts.rules import run_outs
 from app.dashboard.gaps import Gap, all_gaps
 from app.reports import csv_export
 from app.reports.data import READING_COLUMNS, ReportData
@@ -43,8 +44,36 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def hold_clock(d: ReportData) -> dict[str, Any]:
+    """Rule 6 over the custody chain: the hold clock started at packing and restarted at every
+    recharge; the deadline is the last charge's; `ran_out`: deadlines passed before the next
+    recharge or the arrival (or, still going, before the report)."""
+    s = d.shipment
+    hold = timedelta(hours=d.packaging["qualified_hold_h"])
+    recharges = [e["at"] for e in d.events if e["type"] == "recharged"]
+    charges = sorted({s["packed_at"], *recharges})
+    arrivals = [t for t in (s["delivered_at"], s["received_at"]) if t is not None]
+    arrived = min(arrivals) if arrivals else None
+    return {"started_at": charges[-1], "deadline": charges[-1] + hold, "recharges": recharges,
+            "ran_out": list(run_outs(charges, hold, arrived, d.generated_at)), "arrived": arrived}
+
+
+def reroutes(d: ReportData) -> list[dict[str, Any]]:
+    """Each reroute with the lane it put the shipment on (in force from its time)."""
+    out = []
+    for e in d.events:
+        if e["type"] != "rerouted":
+            continue
+        lane = d.reroute_lanes.get(e["lane_id"], {})
+        out.append({"at": e["at"], "lane_id": e["lane_id"], "recorded_by": e["recorded_by"],
+                    "note": e["note"], **{k: lane.get(k) for k in (
+                        "name", "expected_transit_h", "max_transit_h", "corridor_km",
+                        "destination_site_id")}})
+    return out
+
+
 def verdict(
-    d: ReportData, stats: dict[str, Any], shipment_gaps: list[Gap], hold_deadline: datetime
+    d: ReportData, stats: dict[str, Any], shipment_gaps: list[Gap], clock: dict[str, Any]
 ) -> dict[str, Any]:
     reasons: list[str] = []
     if stats["reading_count"] == 0:
@@ -59,9 +88,13 @@ def verdict(
     kinds = sorted({a["kind"] for a in d.alerts if a["kind"] in QUALITY_KINDS})
     if kinds:
         reasons.append("alerts raised: " + ", ".join(kinds))
-    arrived = d.shipment["delivered_at"] or d.shipment["received_at"]
+    arrived, hold_deadline = clock["arrived"], clock["deadline"]
     if arrived is not None and arrived > hold_deadline:
         reasons.append("delivered after the qualified hold time ended")
+    for ran_out in clock["ran_out"]:
+        if ran_out < hold_deadline:  # an earlier charge: the recharge came too late
+            reasons.append(f"qualified hold time ran out at {ran_out.isoformat()} before the "
+                           "shipper was recharged")
     unknown = sum(g.duration_s for g in shipment_gaps)
     if unknown > 0:
         reasons.append(f"temperature unknown for {_minutes(unknown)} (data gaps)")
@@ -75,8 +108,8 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
     per_logger, common = data_gaps(d)
     # Unknown time as the shipment saw it (no logger had a value), up to the end of the record.
     stats["time_unknown_s"] = sum(g.duration_s for g in common)
-    hold_deadline = s["packed_at"] + timedelta(hours=pk["qualified_hold_h"])
-    arrived = s["delivered_at"] or s["received_at"]
+    clock = hold_clock(d)
+    hold_deadline, arrived = clock["deadline"], clock["arrived"]
     transit_h = ((arrived - s["departed_at"]).total_seconds() / 3600
                  if arrived is not None and s["departed_at"] is not None else None)
     return {
@@ -91,6 +124,8 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
         "packaging": {
             "id": pk["id"], "name": pk["name"], "temp_class": pk["temp_class"],
             "qualified_hold_h": pk["qualified_hold_h"], "hold_deadline": hold_deadline,
+            "hold_started_at": clock["started_at"], "recharged_at": clock["recharges"],
+            "hold_ran_out_at": clock["ran_out"],
             "margin_at_arrival_h": (hold_deadline - arrived).total_seconds() / 3600
             if arrived is not None else None,
         },
@@ -100,9 +135,12 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
             "origin": {k: d.origin[k] for k in ("id", "name", "country")},
             "destination": {k: d.destination[k] for k in ("id", "name", "country")},
             "transit_h": transit_h,
+            "reroutes": reroutes(d),
         },
         "loggers": d.loggers,
-        "custody_chain": d.events,
+        "custody_chain": [
+            {**e, "lane_name": d.reroute_lanes.get(e["lane_id"], {}).get("name")}
+            if e["lane_id"] is not None else e for e in d.events],
         "voided_custody_events": d.voided_events,
         "statistics": stats,
         "excursions": d.excursions,
@@ -111,7 +149,7 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
                       "per_logger": [_gap_dict(g) for g in per_logger]},
         "release": {k: s[k] for k in ("release_decision", "release_reason", "released_by",
                                       "released_at")},
-        "verdict": verdict(d, stats, common, hold_deadline),
+        "verdict": verdict(d, stats, common, clock),
         "readings_csv_sha256": readings_sha256 or csv_export.sha256(d.readings),
         "readings": [reading_dict(r) for r in d.readings],
     }

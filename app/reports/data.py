@@ -41,7 +41,8 @@ class ReportData:
     shipment: dict[str, Any]
     product: dict[str, Any]
     packaging: dict[str, Any]
-    lane: dict[str, Any]
+    lane: dict[str, Any]  # the lane of registration
+    reroute_lanes: dict[uuid.UUID, dict[str, Any]]  # lanes `rerouted` events put it on
     origin: dict[str, Any]
     destination: dict[str, Any]
     loggers: list[dict[str, Any]]
@@ -74,7 +75,7 @@ async def find_shipment(session: AsyncSession, key: str) -> Shipment:
 async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> ReportData:
     product = await session.get(Product, shipment.product_id)
     packaging = await session.get(Packaging, shipment.packaging_id)
-    lane: Lane = await get_lane(session, shipment.lane_id)
+    lane: Lane = await get_lane(session, shipment.planned_lane_id)
     origin = await session.get(Site, shipment.origin_site_id)
     destination = await session.get(Site, shipment.destination_site_id)
     assert product is not None and packaging is not None
@@ -92,6 +93,9 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
         select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
         .order_by(ShipmentEvent.at, ShipmentEvent.recorded_at)
     )).all()
+    reroute_lanes = {
+        row.id: _plain(row) for row in (await session.scalars(select(Lane).where(
+            Lane.id.in_({e.lane_id for e in recorded if e.lane_id is not None})))).all()}
     readings = (await session.execute(
         select(*(getattr(Reading, c) for c in READING_COLUMNS))
         .where(Reading.shipment_id == shipment.id).order_by(Reading.ts, Reading.logger_id)
@@ -119,6 +123,7 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
         product=_plain(product),
         packaging=_plain(packaging),
         lane={**_plain(lane), "waypoints": [_plain(w, ("id", "lane_id")) for w in lane.waypoints]},
+        reroute_lanes=reroute_lanes,
         origin=_plain(origin),
         destination=_plain(destination),
         loggers=loggers,

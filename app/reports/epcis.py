@@ -26,6 +26,10 @@ CUSTODY = {
     "customs_released": ("transporting", "in_transit"),
     "delivered": ("arriving", "in_progress"),
     "received": ("receiving", "in_progress"),
+    # Contingencies keep the disposition the shipment had (None): re-iced / LN2 recharged in
+    # place, or sent on along another lane.
+    "recharged": ("other", None),
+    "rerouted": ("transporting", None),
 }
 RELEASE = {"released": "conformant", "rejected": "non_conformant"}
 _IDX = {name: i for i, name in enumerate(READING_COLUMNS)}
@@ -98,9 +102,16 @@ def document(d: ReportData, base: str) -> dict[str, Any]:
     s = d.shipment
     epc = f"{base}shipments/{s['id']}"
     events = [_object_event(epc, s["packed_at"], *CUSTODY["packed"], (s["id"], "packed"))]
-    for ev in d.events:
+    chain = list(d.events)
+    if s["departed_at"] is not None and not any(e["type"] == "departed" for e in chain):
+        # Departed as registered (no event row): the chain still departs.
+        chain.insert(0, {"type": "departed", "at": s["departed_at"], "id": "departed"})
+        chain.sort(key=lambda e: e["at"])
+    current = CUSTODY["packed"][1]
+    for ev in chain:
         step, disposition = CUSTODY[ev["type"]]
-        events.append(_object_event(epc, ev["at"], step, disposition, (s["id"], ev["id"])))
+        current = disposition or current
+        events.append(_object_event(epc, ev["at"], step, current, (s["id"], ev["id"])))
     events.extend(_sensor_events(d, epc, base))
     if s["release_decision"] is not None and s["released_at"] is not None:
         events.append(_object_event(

@@ -143,6 +143,11 @@ def _summary(r: dict[str, Any]) -> list[Flowable]:
         ("Packed / departed", f"{fmt(s['packed_at'])} / {fmt(s['departed_at'])}"),
         ("Delivered / received", f"{fmt(s['delivered_at'])} / {fmt(s['received_at'])}"),
         ("Hold deadline", pk["hold_deadline"]),
+        ("Recharged (hold clock restarted)",
+         ", ".join(fmt(t) for t in pk.get("recharged_at", [])) or "never"),
+        ("Hold time ran out", ", ".join(fmt(t) for t in pk.get("hold_ran_out_at", [])) or "no"),
+        ("Rerouted", "; ".join(f"{fmt(x['at'])} onto {x['name']}" for x in lane.get("reroutes", []))
+         or "no"),
         ("Margin at arrival (h)", pk["margin_at_arrival_h"]),
         ("Loggers", ", ".join(lg["logger_id"] for lg in r["loggers"])),
     ]), Paragraph("Statistics", H2), _kv([
@@ -179,8 +184,17 @@ def _correction(e: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _detail(e: dict[str, Any]) -> str:
+    """What a contingency event changed, for the note column."""
+    if e["type"] == "rerouted":
+        return f"onto lane {e.get('lane_name') or e.get('lane_id')}"
+    if e["type"] == "recharged":
+        return "hold clock restarted"
+    return ""
+
+
 def _events(r: dict[str, Any]) -> list[Flowable]:
-    rows = [[e["at"], e["type"], " ".join(p for p in (e["note"], _correction(e)) if p),
+    rows = [[e["at"], e["type"], " ".join(p for p in (_detail(e), e["note"], _correction(e)) if p),
              e["recorded_by"], e["recorded_at"]] for e in r["custody_chain"]]
     if not rows:
         return [Paragraph("No custody events recorded.", BODY)]

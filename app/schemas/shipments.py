@@ -12,7 +12,8 @@ from app.core.errors import InvalidField
 from app.schemas.common import Out, Reference, StrictBody, UtcDatetime
 from app.schemas.reference import LOGGER_ID_PATTERN
 
-EventType = Literal["departed", "customs_hold", "customs_released", "delivered", "received"]
+EventType = Literal["departed", "customs_hold", "customs_released", "delivered", "received",
+                    "recharged", "rerouted"]
 ShipmentStatus = Literal["packed", "in_transit", "customs_hold", "delivered", "received"]
 
 
@@ -41,16 +42,30 @@ class ShipmentIn(StrictBody):
 
 
 class ShipmentEventIn(StrictBody):
+    """A custody event. `recharged` (re-iced, LN2 recharged: the hold clock restarts at `at`)
+    and `rerouted` (with `lane_id`: the new lane applies from `at`) are contingencies a
+    coordinator records; they leave the status as it is and take their place in time."""
+
     type: EventType
     at: UtcDatetime = Field(description=(
         "When it happened: not before the previous event of the chain (delivery and receipt not "
         "before departure), at most 5 min ahead of the server's clock, and not before readings "
         "already stored for the shipment unless a coordinator records it as a late entry"))
+    lane_id: uuid.UUID | None = Field(
+        default=None, description="`rerouted` only: the lane the shipment travels from `at` on")
     note: str | None = Field(default=None, max_length=2000)
     correction_reason: str | None = Field(
         default=None, min_length=1, max_length=2000,
         description="Coordinators only: why an event before readings already stored (a late "
                     "entry) is recorded now")
+
+    @model_validator(mode="after")
+    def _lane_for_reroutes(self) -> ShipmentEventIn:
+        if self.type == "rerouted" and self.lane_id is None:
+            raise InvalidField("lane_id", "a 'rerouted' event names the new lane")
+        if self.type != "rerouted" and self.lane_id is not None:
+            raise InvalidField("lane_id", "only a 'rerouted' event names a lane")
+        return self
 
 
 class EventCorrectionIn(StrictBody):
@@ -71,6 +86,7 @@ class ShipmentEventOut(Out):
     id: uuid.UUID
     type: str
     at: datetime
+    lane_id: uuid.UUID | None = Field(description="`rerouted`: the new lane")
     note: str | None
     recorded_by: str | None
     recorded_at: datetime
@@ -95,7 +111,8 @@ class ShipmentSummary(Out):
     id: uuid.UUID
     reference: str
     status: str
-    lane_id: uuid.UUID
+    lane_id: uuid.UUID = Field(description="the lane the shipment is on (after any reroute)")
+    planned_lane_id: uuid.UUID = Field(description="the lane it was registered on")
     product_id: uuid.UUID
     packaging_id: uuid.UUID
     origin_site_id: uuid.UUID
@@ -105,6 +122,8 @@ class ShipmentSummary(Out):
     departed_at: datetime | None
     delivered_at: datetime | None
     received_at: datetime | None
+    recharged_at: datetime | None = Field(description="the latest recharge (re-iced, LN2 "
+                                                      "recharged): the hold clock restarted")
     last_reading: LastReading | None
     hold_deadline: datetime | None
     expected_arrival: datetime | None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.core.errors import Conflict, InvalidField
-from app.core.models import Logger, Reading, Shipment, ShipmentEvent, ShipmentLogger
+from app.core.models import Lane, Logger, Reading, Shipment, ShipmentEvent, ShipmentLogger
 from app.services.timeline import Chain, Custody, Step, TimelineError
 
 
@@ -31,7 +31,8 @@ async def load_chain(
     # A departure given at registration has no event; one recorded as an event (even a voided
     # one) was not given at registration ('departed' follows 'packed' only).
     registered_departure = None if any(e.type == "departed" for e in rows) else shipment.departed_at
-    chain = Chain(shipment.packed_at, registered_departure, tuple(Step(e.type, e.at) for e in live))
+    steps = tuple(Step(e.type, e.at, str(e.lane_id) if e.lane_id else None) for e in live)
+    chain = Chain(shipment.packed_at, registered_departure, steps, str(shipment.planned_lane_id))
     return chain, live
 
 
@@ -50,12 +51,20 @@ def problem(exc: TimelineError) -> Conflict | InvalidField:
 
 
 async def apply_custody(session: AsyncSession, shipment: Shipment, custody: Custody) -> None:
-    """Status and custody times from the chain; a moved receipt moves the record's end."""
+    """Status, custody times, the lane in force (and so the destination site) and the hold
+    clock's restart from the chain; a moved receipt moves the record's end."""
     previous_end = shipment.received_at
     shipment.status = custody.status
     shipment.departed_at = custody.departed_at
     shipment.delivered_at = custody.delivered_at
     shipment.received_at = custody.received_at
+    shipment.recharged_at = custody.recharged_at
+    lane_id = uuid.UUID(custody.lane_id) if custody.lane_id else shipment.planned_lane_id
+    if lane_id != shipment.lane_id:
+        lane = await session.get(Lane, lane_id)
+        if lane is None:
+            raise InvalidField("lane_id", f"no such lane: {lane_id}")
+        shipment.lane_id, shipment.destination_site_id = lane.id, lane.destination_site_id
     shipment.updated_at = func.now()
     if previous_end != custody.received_at:
         await move_record_end(session, shipment.id, previous_end, custody.received_at)

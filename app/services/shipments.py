@@ -80,6 +80,7 @@ async def create_shipment(
         )
     shipment = Shipment(
         **data.model_dump(exclude={"logger_ids"}),
+        planned_lane_id=lane.id,
         origin_site_id=lane.origin_site_id,
         destination_site_id=lane.destination_site_id,
         status="in_transit" if data.departed_at else "packed",
@@ -134,17 +135,20 @@ async def add_event(
     """Append a custody event that fits the chain in time (app.services.timeline); one before
     readings already stored is a late entry, recorded only with a `correction_reason`."""
     shipment = await get_visible_shipment(session, principal, shipment_id, for_update=True)
+    if data.lane_id is not None:
+        await require_exists(session, Lane, data.lane_id, "lane_id")
     chain, _ = await custody.load_chain(session, shipment)
     latest = await custody.latest_reading(session, shipment.id)
+    lane = str(data.lane_id) if data.lane_id else None
     try:
         result, late = timeline.admit(
-            chain, timeline.Step(data.type, data.at), now=utcnow(), latest_reading=latest,
+            chain, timeline.Step(data.type, data.at, lane), now=utcnow(), latest_reading=latest,
             late_entry_allowed=data.correction_reason is not None)
     except timeline.TimelineError as exc:
         raise custody.problem(exc) from exc
     before = snapshot(shipment)
     event = ShipmentEvent(
-        shipment_id=shipment.id, type=data.type, at=data.at, note=data.note,
+        shipment_id=shipment.id, type=data.type, at=data.at, lane_id=data.lane_id, note=data.note,
         recorded_by=principal.actor, late_entry=late, correction_reason=data.correction_reason,
     )
     session.add(event)
@@ -183,10 +187,9 @@ def summary_dict(row: Any) -> dict[str, Any]:
     if state is not None and state.last_reading_ts is not None:
         last = {"ts": state.last_reading_ts, "temp_c": state.last_temp_c,
                 "lat": state.last_lat, "lon": state.last_lon}
-    hold_deadline = (
-        state.hold_deadline if state and state.hold_deadline
-        else shipment.packed_at + timedelta(hours=hold_h)
-    )
+    # Rule 6: the last charge (packed, or the latest recharge) + the qualified hold — exact from
+    # the row, so a recorded recharge shows at once, before the engine has judged it.
+    hold_deadline = (shipment.recharged_at or shipment.packed_at) + timedelta(hours=hold_h)
     data = {c.key: getattr(shipment, c.key) for c in shipment.__mapper__.column_attrs}
     data.update(
         logger_ids=sorted(logger_ids or []),

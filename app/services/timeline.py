@@ -5,14 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-# Which status each event may follow, and the status it leads to.
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+_UNDER_WAY = frozenset({"packed", "in_transit", "customs_hold"})
+# Which status each event may follow, and the status it leads to (None: the status stays).
+TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "departed": (frozenset({"packed"}), "in_transit"),
     "customs_hold": (frozenset({"in_transit"}), "customs_hold"),
     "customs_released": (frozenset({"customs_hold"}), "in_transit"),
     "delivered": (frozenset({"in_transit", "customs_hold"}), "delivered"),
     "received": (frozenset({"delivered"}), "received"),
+    # Contingencies (PRODUCT.md rule 6): the hold clock restarts; another lane from then on.
+    "recharged": (_UNDER_WAY, None),
+    "rerouted": (_UNDER_WAY, None),
 }
+# Events that leave the status as it is: they take their place in time in the chain, also when
+# recorded after later events (a depot's re-icing reported once the shipper is released).
+CONTINGENCY = frozenset(t for t, (_, after) in TRANSITIONS.items() if after is None)
 # Clocks of the people and systems recording events drift a little; more than this ahead of the
 # server's clock is an event that has not happened yet.
 FUTURE_SKEW = timedelta(minutes=5)
@@ -31,10 +38,11 @@ class TimelineError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One recorded event of the chain (voided events are not steps)."""
+    """One recorded event of the chain (voided events are not steps); `lane_id`: a reroute's."""
 
     type: str
     at: datetime
+    lane_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,7 @@ class Chain:
     packed_at: datetime
     departed_at: datetime | None  # given at registration, before any event
     steps: tuple[Step, ...] = ()
+    lane_id: str | None = None  # the lane of registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,8 @@ class Custody:
     departed_at: datetime | None
     delivered_at: datetime | None
     received_at: datetime | None
+    lane_id: str | None = None  # the lane it is on after the chain
+    recharged_at: datetime | None = None  # the latest recharge
 
 
 def _require_aware(value: datetime, what: str) -> None:
@@ -69,6 +80,7 @@ def replay(chain: Chain, *, now: datetime) -> Custody:
     _require_aware(now, "now")
     status = "in_transit" if chain.departed_at is not None else "packed"
     departed, delivered, received = chain.departed_at, None, None
+    lane, recharged = chain.lane_id, None
     previous: Step | None = None
     for step in chain.steps:
         _require_aware(step.at, f"{step.type} time")
@@ -92,8 +104,33 @@ def replay(chain: Chain, *, now: datetime) -> Custody:
             delivered = step.at
         elif step.type == "received":
             received = step.at
-        status, previous = after, step
-    return Custody(status, departed, delivered, received)
+        elif step.type == "recharged":
+            recharged = step.at
+        elif step.type == "rerouted":
+            lane = _reroute(step, lane)
+        status, previous = after or status, step
+    return Custody(status, departed, delivered, received, lane, recharged)
+
+
+def _reroute(step: Step, lane: str | None) -> str:
+    if step.lane_id is None:
+        raise TimelineError("lane_id", "a 'rerouted' event names the new lane (lane_id)")
+    if step.lane_id == lane:
+        raise TimelineError("lane_id", f"the shipment is already on lane {lane}", conflict=True)
+    return step.lane_id
+
+
+def placed(steps: tuple[Step, ...] | list[Step]) -> tuple[Step, ...]:
+    """The steps with each contingency event moved to its place in time among the others
+    (status events keep their recorded order: replay judges it)."""
+    status = [s for s in steps if s.type not in CONTINGENCY]
+    pending = sorted((s for s in steps if s.type in CONTINGENCY), key=lambda s: s.at)
+    out: list[Step] = []
+    for s in status:
+        while pending and pending[0].at < s.at:
+            out.append(pending.pop(0))
+        out.append(s)
+    return (*out, *pending)
 
 
 def admit(chain: Chain, step: Step, *, now: datetime, latest_reading: datetime | None,
@@ -102,7 +139,7 @@ def admit(chain: Chain, step: Step, *, now: datetime, latest_reading: datetime |
     already stored for the shipment (a receipt at or before the latest one, whose readings would
     leave the record). A late entry is refused unless `late_entry_allowed` (a coordinator's
     correction with a reason)."""
-    custody = replay(replace(chain, steps=(*chain.steps, step)), now=now)
+    custody = replay(replace(chain, steps=placed((*chain.steps, step))), now=now)
     if latest_reading is None:
         return custody, False
     late = step.at < latest_reading or (step.type == "received" and step.at <= latest_reading)
@@ -119,7 +156,7 @@ def retime(chain: Chain, index: int, at: datetime, *, now: datetime) -> tuple[Ch
     neighbours and every other bound; readings already stored do not bound a correction."""
     steps = list(chain.steps)
     steps[index] = replace(steps[index], at=at)
-    corrected = replace(chain, steps=tuple(steps))
+    corrected = replace(chain, steps=placed(steps))
     return corrected, replay(corrected, now=now)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,12 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.services.timeline import (
+    CONTINGENCY,
     FUTURE_SKEW,
     Chain,
     Custody,
     Step,
     TimelineError,
     admit,
+    placed,
     replay,
     retime,
     void,
@@ -180,3 +183,58 @@ def test_properties_of_valid_chains(c: Chain, data: st.DataObject) -> None:
         # The last event can always be voided; the rest replays as before it.
         shorter, custody = void(c, len(c.steps) - 1, now=NOW)
         assert custody == replay(Chain(T0, None, c.steps[:-1]), now=NOW)
+
+
+# -- contingencies: recharged and rerouted leave the status as it is, in their place in time --
+
+def test_contingencies_keep_the_status_and_move_the_clock_and_lane() -> None:
+    c = Chain(T0, None, (Step("departed", h(1)), Step("customs_hold", h(10)),
+                         Step("recharged", h(12)), Step("rerouted", h(13), "lane-b"),
+                         Step("recharged", h(14))), lane_id="lane-a")
+    assert replay(c, now=NOW) == Custody("customs_hold", h(1), None, None, "lane-b", h(14))
+    # Back on the first lane by a second reroute.
+    back = replace(c, steps=(*c.steps, Step("rerouted", h(15), "lane-a")))
+    assert replay(back, now=NOW).lane_id == "lane-a"
+
+
+@pytest.mark.parametrize(("steps", "field", "conflict", "words"), [
+    ((Step("rerouted", h(2)),), "lane_id", False, "names the new lane"),
+    ((Step("rerouted", h(2), "lane-a"),), "lane_id", True, "already on lane lane-a"),
+    ((Step("departed", h(1)), Step("delivered", h(5)), Step("recharged", h(6))), "type", True,
+     "cannot follow status 'delivered'"),
+    ((Step("recharged", h(-1)),), "at", False, "packed"),
+])
+def test_contingencies_that_do_not_fit_are_refused(
+    steps: tuple[Step, ...], field: str, conflict: bool, words: str
+) -> None:
+    with pytest.raises(TimelineError) as err:
+        replay(Chain(T0, None, steps, lane_id="lane-a"), now=NOW)
+    assert (err.value.field, err.value.conflict) == (field, conflict)
+    assert words in err.value.message
+
+
+def test_a_contingency_recorded_late_takes_its_place_in_time() -> None:
+    c = chain(("departed", 1), ("customs_hold", 10), ("customs_released", 20))
+    custody, late = admit(c, Step("recharged", h(15)), now=NOW, latest_reading=None,
+                          late_entry_allowed=False)
+    assert (custody.status, custody.recharged_at, late) == ("in_transit", h(15), False)
+    # A status event recorded out of order is still refused.
+    with pytest.raises(TimelineError, match="previous event"):
+        admit(c, Step("customs_hold", h(15)), now=NOW, latest_reading=None,
+              late_entry_allowed=False)
+    # Before readings already stored: a late entry, as for any event.
+    with pytest.raises(TimelineError, match="late entry"):
+        admit(c, Step("recharged", h(15)), now=NOW, latest_reading=h(16),
+              late_entry_allowed=False)
+
+
+@given(valid_chains(), st.lists(st.tuples(st.sampled_from(sorted(CONTINGENCY)),
+                                          st.integers(0, 72 * 60)), max_size=4))
+def test_placing_contingencies_keeps_the_status_events_order(
+    c: Chain, extra: list[tuple[str, int]]
+) -> None:
+    added = [Step(t, T0 + timedelta(minutes=m), "lane-x" if t == "rerouted" else None)
+             for t, m in extra]
+    out = placed((*c.steps, *added))
+    assert [s for s in out if s.type not in CONTINGENCY] == list(c.steps)
+    assert sorted(out, key=lambda s: s.at) == list(out)

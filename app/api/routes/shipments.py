@@ -28,7 +28,7 @@ from app.schemas.shipments import (
     ShipmentStatus,
     ShipmentSummary,
 )
-from app.services import corrections
+from app.services import corrections, timeline
 from app.services import shipments as svc
 
 router = APIRouter(tags=["shipments"])
@@ -111,10 +111,17 @@ async def add_event(
 ) -> Any:
     """Record a custody event. It must fit the chain in time; one dated before readings already
     stored for the shipment is a late entry: only a coordinator records it, with a
-    `correction_reason` (409 otherwise)."""
+    `correction_reason` (409 otherwise). `recharged` and `rerouted` (with `lane_id`) are
+    recorded by a coordinator: the hold clock restarts at `at`, or the new lane applies from
+    `at` (expected arrival, waypoints, corridor); the status stays as it is."""
     if body.correction_reason is not None and principal.role != "coordinator":
         raise Forbidden(f"role '{principal.role}' may not do this: a late entry "
                         "(correction_reason) is recorded by a coordinator key")
+    if body.type in timeline.CONTINGENCY and principal.role != "coordinator":
+        # They move the hold deadline and the lane the shipment is judged by: a coordinator's
+        # decision on the record, never the admin role's.
+        raise Forbidden(f"role '{principal.role}' may not do this: a '{body.type}' event is "
+                        "recorded by a coordinator key")
     return await svc.add_event(session, principal, shipment_id, body)
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.core.models.base import Base, created_at_column, new_id
 
 SHIPMENT_STATUSES = ("packed", "in_transit", "customs_hold", "delivered", "received")
-EVENT_TYPES = ("departed", "customs_hold", "customs_released", "delivered", "received")
+EVENT_TYPES = ("departed", "customs_hold", "customs_released", "delivered", "received",
+               "recharged", "rerouted")
 RELEASE_DECISIONS = ("released", "rejected")
 
 
@@ -104,7 +105,9 @@ class Shipment(Base):
     __tablename__ = "shipments"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     reference: Mapped[str] = mapped_column(String(100), unique=True)
+    # The lane it is on now (a `rerouted` event moves it) and the lane it was registered on.
     lane_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lanes.id"), index=True)
+    planned_lane_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lanes.id"), index=True)
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"))
     packaging_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("packaging.id"))
     # Denormalised from the lane so site scoping is one indexed comparison.
@@ -115,6 +118,7 @@ class Shipment(Base):
     departed_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     received_at: Mapped[datetime | None]
+    recharged_at: Mapped[datetime | None]  # the latest recharge: the hold clock restarted
     safety_margin_h: Mapped[float] = mapped_column(Float, default=24.0)
     max_gap_s: Mapped[int | None] = mapped_column(Integer)
     release_decision: Mapped[str | None] = mapped_column(String(16))
@@ -145,6 +149,7 @@ class ShipmentEvent(Base):
     shipment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
+    lane_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lanes.id"))  # `rerouted` onto
     note: Mapped[str | None] = mapped_column(Text)
     recorded_by: Mapped[str | None] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = created_at_column()
