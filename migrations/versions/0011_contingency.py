@@ -4,15 +4,15 @@
 `lane_id` names the new lane) and `planned_lane_id` keeps the lane it was registered on;
 `recharged_at` is the latest recharge (the hold clock's restart), maintained from the chain.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
