@@ -21,20 +21,20 @@ def upgrade() -> None:
     op.add_column("shipments", sa.Column("planned_lane_id", sa.Uuid()))
     op.execute("UPDATE shipments SET planned_lane_id = lane_id")
     op.alter_column("shipments", "planned_lane_id", nullable=False)
-    op.create_foreign_key("shipments_planned_lane_id_fkey", "shipments", "lanes",
+    op.create_foreign_key("fk_shipments_planned_lane_id_lanes", "shipments", "lanes",
                           ["planned_lane_id"], ["id"])
     op.create_index("ix_shipments_planned_lane_id", "shipments", ["planned_lane_id"])
     op.add_column("shipments", sa.Column("recharged_at", sa.DateTime(timezone=True)))
     op.add_column("shipment_events", sa.Column("lane_id", sa.Uuid()))
-    op.create_foreign_key("shipment_events_lane_id_fkey", "shipment_events", "lanes",
+    op.create_foreign_key("fk_shipment_events_lane_id_lanes", "shipment_events", "lanes",
                           ["lane_id"], ["id"])
 
 
 def downgrade() -> None:
     op.execute("UPDATE shipments SET lane_id = planned_lane_id")
-    op.drop_constraint("shipment_events_lane_id_fkey", "shipment_events", type_="foreignkey")
+    op.drop_constraint("fk_shipment_events_lane_id_lanes", "shipment_events", type_="foreignkey")
     op.drop_column("shipment_events", "lane_id")
     op.drop_column("shipments", "recharged_at")
     op.drop_index("ix_shipments_planned_lane_id", table_name="shipments")
-    op.drop_constraint("shipments_planned_lane_id_fkey", "shipments", type_="foreignkey")
+    op.drop_constraint("fk_shipments_planned_lane_id_lanes", "shipments", type_="foreignkey")
     op.drop_column("shipments", "planned_lane_id")
