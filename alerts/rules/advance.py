@@ -71,12 +71,14 @@ def hold_to(state: LoggerState, ctx: SeriesContext, until_us: int, now_us: int) 
 
 def hold_due(state: LoggerState, ctx: SeriesContext) -> tuple[int, ...]:
     """Device times at which holding the latest reading changes a condition: an alarm delay
-    met, a budget level reached, an episode clear, the end of the hold (the sweep's marks)."""
+    met, a budget level reached, an episode clear (the sweep's marks). The figures it moves in
+    between are refreshed by the routine re-check; the end of the hold needs no mark of its
+    own (nothing changes there that signal_lost's own mark does not already look at)."""
     if state.last_us is None:
         return ()
     last, horizon = state.last_us, state.last_us + int(ctx.max_gap_s * US)
     delays = alarm_delays_us(ctx)
-    marks = [horizon]
+    marks: list[int] = []
     marks.extend(run.start + delays[kind] for kind, run in state.runs.items()
                  if run.alarm_us is None and kind in delays)
     if TEMPERATURE_HIGH in state.runs or TEMPERATURE_LOW in state.runs:

@@ -57,7 +57,7 @@ def test_a_delay_longer_than_the_max_gap_is_not_met_by_holding() -> None:
     c = ctx(replace(SILENT, alarm_delay_s=1800.0, stability_budget_s=86400.0))
     state = fold(series([(0, 10.0)]), c)
     assert "temperature_high" not in hold_to(state, c, us(15), us(60)).episodes
-    assert hold_due(state, c) == (us(15),)  # only the end of the hold
+    assert hold_due(state, c) == ()  # nothing the hold can change
 
 
 def test_an_episode_clears_by_the_held_in_range_value() -> None:
@@ -70,11 +70,14 @@ def test_an_episode_clears_by_the_held_in_range_value() -> None:
     assert ep.confirmed and ep.end == us(60)
 
 
-def test_due_times_are_alarm_budget_levels_clear_and_the_end_of_the_hold() -> None:
-    assert hold_due(silent(), C) == (us(10), us(13), us(15), us(20))
+def test_due_times_are_alarm_budget_levels_and_clear_within_the_hold() -> None:
+    assert hold_due(silent(), C) == (us(10), us(13), us(15))
     c = ctx(max_gap_s=3 * 3600.0)
     back = fold(series([(0, 9.0), (60, 5.0)]), c)
-    assert hold_due(back, c) == (us(240),)  # clear time and end of hold coincide
+    assert hold_due(back, c) == (us(240),)  # clear for the clear time (= the max gap)
+    assert hold_due(fold(series([(0, 9.0), (5, 5.0)]), ctx()), ctx()) == (us(20),)
+    assert hold_due(fold(series([(0, 9.0), (5, 5.0)]), ctx(max_gap_s=300.0)),
+                    ctx(max_gap_s=300.0)) == ()  # 15 min clear time > 5 min hold: by readings
     assert hold_due(fold([], c), c) == ()
 
 
