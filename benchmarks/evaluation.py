@@ -2,6 +2,12 @@
 10 000 active shipments, and the time-driven sweep over 10 000 active shipments.
 
     python benchmarks/evaluation.py [--history 1000,1000000] [--shipments 10000] [--json]
+    python benchmarks/evaluation.py --compare OTHER_CHECKOUT [--rounds 3] [...]
+
+`--compare` runs this checkout's and another checkout's copy of this benchmark side by side, each
+in its own process (and its own database) with the same arguments, and prints every figure's
+median per side over the rounds and their ratio (this / other): a before/after comparison from
+one run on a machine whose load varies.
 
 Uses DATABASE_URL (default: a throwaway embedded PostgreSQL): a fresh database is created,
 migrated, filled by INSERT … SELECT and dropped at the end. Every figure goes through the real
@@ -16,6 +22,7 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -218,6 +225,42 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             embedded.destroy()
 
 
+def _figures(results: dict[str, Any]) -> dict[str, float]:
+    """The comparable figures of one run, flat."""
+    out = {}
+    for h in results["history"]:
+        for key in ("append_us_per_reading_median", "initial_us_per_reading", "late_batch_ms"):
+            out[f"history {h['history_readings']}: {key}"] = float(h[key])
+    for key in ("append_us_per_reading_median", "sweep_all_due_s", "sweep_nothing_due_ms",
+                "steady_sweep_ms_mean", "steady_sweep_ms_max"):
+        out[f"fleet {results['fleet']['active_shipments']}: {key}"] = float(results["fleet"][key])
+    return out
+
+
+def compare(other: Path, rounds: int, passed: list[str]) -> None:
+    """Both checkouts at once, `rounds` times: the same load from the rest of the machine falls
+    on both (they share its cores evenly), so their ratio holds where absolute figures do not."""
+    scripts = {"other": other / "benchmarks" / "evaluation.py", "this": Path(__file__).resolve()}
+    runs: dict[str, list[dict[str, float]]] = {"other": [], "this": []}
+    for _ in range(rounds):
+        procs = {side: subprocess.Popen(
+            [sys.executable, str(script), *passed, "--json"], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, cwd=script.parent.parent)
+            for side, script in scripts.items()}
+        for side, proc in procs.items():
+            out, _ = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"the {side} checkout's benchmark failed ({proc.returncode})")
+            runs[side].append(_figures(json.loads(out)))
+    print(f"command: python benchmarks/evaluation.py --compare {other} --rounds {rounds} "
+          f"{' '.join(passed)}".rstrip())
+    print(f"{'figure':58} {'other':>10} {'this':>10} {'this/other':>10}")
+    for key in runs["this"][0]:
+        a = statistics.median(r[key] for r in runs["other"])
+        b = statistics.median(r[key] for r in runs["this"])
+        print(f"{key:58} {a:10.1f} {b:10.1f} {b / a if a else float('nan'):10.2f}")
+
+
 def _cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--history", default="1000,1000000",
@@ -226,7 +269,14 @@ def _cli() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare", type=Path, help="another checkout to compare against")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.compare is not None:
+        passed = [f"--history={','.join(map(str, args.history))}", f"--shipments={args.shipments}",
+                  f"--batches={args.batches}", f"--batch={args.batch}"]
+        compare(args.compare.resolve(), args.rounds, passed)
+        return
     results = asyncio.run(main(args))
     if args.json:
         print(json.dumps(results, indent=2))
