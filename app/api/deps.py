@@ -158,15 +158,22 @@ class TimeRange:
     end: datetime | None
 
 
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidField(name, "must carry a UTC offset (RFC 3339)")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC time
+        raise InvalidField(name, "is out of the representable range once converted to UTC") from None
+
+
 def check_time_range(
     start: datetime | None, end: datetime | None, *, max_days: int
 ) -> TimeRange:
     """UTC-normalised window; `to` before `from`, or wider than `max_days`, is a 422."""
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidField(name, "must carry a UTC offset (RFC 3339)")
-    start = start.astimezone(UTC) if start is not None else None
-    end = end.astimezone(UTC) if end is not None else None
+    start, end = _utc("from", start), _utc("to", end)
     if start is not None and end is not None:
         if end < start:
             raise InvalidField("to", "must not be before from")

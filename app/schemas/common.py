@@ -10,7 +10,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC time
+        raise ValueError("is out of the representable range once converted to UTC") from None
 
 
 # Control characters (C0, DEL, C1), invisible format characters (bidi overrides, zero-width),

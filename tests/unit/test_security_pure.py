@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -167,6 +167,22 @@ def test_time_ranges_are_utc_ordered_and_bounded() -> None:
     with pytest.raises(InvalidField, match="at most 1 days"):
         check_time_range(T0, T0 + timedelta(days=2), max_days=1)
     assert check_time_range(T0, T0 + timedelta(days=900), max_days=0).end is not None
+    # Found by the fuzzer: the first instant at +14:00 has no UTC time (was a 500).
+    edge = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    with pytest.raises(InvalidField, match="out of the representable range") as caught:
+        check_time_range(edge, None, max_days=1)
+    assert caught.value.extra["errors"][0]["field"] == "from"
+
+
+def test_request_timestamps_out_of_range_in_utc_are_invalid_not_a_crash() -> None:
+    from pydantic import ValidationError
+
+    from app.schemas.shipments import ShipmentEventIn
+
+    with pytest.raises(ValidationError, match="out of the representable range"):
+        ShipmentEventIn.model_validate({"type": "departed", "at": "0001-01-01T00:00:00+14:00"})
+    late = ShipmentEventIn.model_validate({"type": "departed", "at": "9999-12-31T23:00:00-00:30"})
+    assert late.at.tzinfo is UTC or late.at.utcoffset() == timedelta(0)
 
 
 def test_key_prefixes_are_hex_and_fixed_width() -> None:
