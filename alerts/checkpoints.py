@@ -26,6 +26,7 @@ from app.core.audit_verify import KeptHead, VerifyResult, verify_chain
 from app.core.db import make_engine, make_sessionmaker, plain_url
 from app.core.models import utcnow
 from app.core.settings import Settings
+from app.core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -165,8 +166,7 @@ async def run_checkpoints(settings: Settings, stop: asyncio.Event, *, clock: Clo
                     except Exception:  # e.g. the database restarting: logged, counted, next period
                         log.exception("audit checkpoint failed")
                         CHECKPOINTS.labels("error").inc()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.audit_checkpoint_interval_s)
+                await wait_any(stop, within=settings.audit_checkpoint_interval_s)
     finally:
         await leadership.close()
         await engine.dispose()

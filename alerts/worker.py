@@ -9,14 +9,12 @@ are claimed with SKIP LOCKED.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-import asyncpg
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,9 +27,11 @@ from alerts.engine import (
     evaluate_shipments,
 )
 from alerts.rules import EvalConfig
-from app.core.db import make_engine, make_sessionmaker, plain_url
+from app.core.db import make_engine, make_sessionmaker
+from app.core.listen import Listener
 from app.core.models import EvaluationPending, ShipmentState, utcnow
 from app.core.settings import Settings
+from app.core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 CHANNEL = "coldchain_eval"
@@ -169,7 +169,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         # Evaluation, webhook delivery and audit checkpoints share the role; each stops on its
         # own once `stop` is set.
         await asyncio.gather(
-            serve(make_sessionmaker(engine), plain_url(settings.database_url or ""),
+            serve(make_sessionmaker(engine), settings.database_url or "",
                   config_from(settings), stop, period_s=settings.evaluator_period_s),
             run_delivery(settings, stop),
             run_checkpoints(settings, stop),
@@ -179,7 +179,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def serve(
-    maker: async_sessionmaker[AsyncSession], dsn: str, config: EvalConfig, stop: asyncio.Event,
+    maker: async_sessionmaker[AsyncSession], database_url: str, config: EvalConfig,
+    stop: asyncio.Event,
     *, period_s: float = 5.0, clock: Clock = utcnow,
 ) -> None:
     """Rounds until `stop`: woken by NOTIFY, else at most every min(1 s, period_s).
@@ -188,10 +189,11 @@ async def serve(
     condition (signal lost, deadline, escalation) is seen within a second of its due time.
     """
     wake = asyncio.Event()
-    listener = asyncio.create_task(_listen(dsn, wake, stop))
     idle = min(IDLE_POLL_S, period_s)
+    # A NOTIFY only wakes the loop early; a lost one (listener reconnecting) costs at most `idle`.
+    listener = Listener(database_url, CHANNEL, lambda _payload: wake.set(), on_gap=wake.set)
     log.info("alerts worker started")
-    try:
+    async with listener.running():
         while not stop.is_set():
             wake.clear()
             try:
@@ -199,49 +201,10 @@ async def serve(
             except Exception:  # a worker never dies of one bad cycle: log, count, go on
                 metrics.ERRORS.labels("cycle").inc()
                 log.exception("evaluation cycle failed; retrying")
-                await _sleep(stop, 1.0)
+                await wait_any(stop, within=1.0)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wake, stop), timeout=idle)
+            await wait_any(wake, stop, within=idle)
             if wake.is_set() and not stop.is_set():
                 # Let a burst of ingest commits coalesce into one round: fewer, larger batches.
-                await _sleep(stop, GATHER_S)
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
-        log.info("alerts worker stopped")
-
-
-async def _listen(dsn: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-    """LISTEN for ingest's notifications; reconnects; polling covers any gap."""
-    while not stop.is_set():
-        try:
-            conn = await asyncpg.connect(dsn)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("LISTEN %s: cannot connect (%s)", CHANNEL, exc)
-            await _sleep(stop, 2.0)
-            continue
-        try:
-            await conn.add_listener(CHANNEL, lambda *_: wake.set())
-            while not stop.is_set() and not conn.is_closed():
-                await _sleep(stop, 1.0)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("LISTEN %s interrupted (%s)", CHANNEL, exc)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
-
-
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    tasks = [asyncio.create_task(a.wait()), asyncio.create_task(b.wait())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+                await wait_any(stop, within=GATHER_S)
+    log.info("alerts worker stopped")

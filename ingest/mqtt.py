@@ -21,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from app.core.waiting import wait_any
 from ingest import metrics
 from ingest.batch import Delivery, Message, Oversized
 from ingest.inbox import Inbox
@@ -104,20 +105,20 @@ class MqttSource:
                 except (OSError, ssl.SSLError) as exc:
                     log.warning("MQTT broker %s:%s unreachable (%s); retrying in %.1fs",
                                 self.address.host, self.address.port, exc, delay)
-                    await _sleep_unless(stop, delay)
+                    await wait_any(stop, within=delay)
                     delay = min(delay * 2, 10.0)
                     continue
                 finally:
                     self._opening = False
-                await _first_of(stop, self._lost, self.connected, within=CONNACK_TIMEOUT_S)
+                await wait_any(stop, self._lost, self.connected, within=CONNACK_TIMEOUT_S)
                 if not (stop.is_set() or self._lost.is_set() or self.connected.is_set()):
                     log.warning("no CONNACK from the MQTT broker; reconnecting")
                     self._abort()
-                await _first_of(stop, self._lost)
+                await wait_any(stop, self._lost)
                 if self._acknowledged:
                     delay = 0.2
                 elif not stop.is_set():
-                    await _sleep_unless(stop, delay)
+                    await wait_any(stop, within=delay)
                     delay = min(delay * 2, 10.0)
         finally:
             misc.cancel()
@@ -310,15 +311,3 @@ class MqttSource:
             log.warning("the broker did not close the connection after DISCONNECT")
 
 
-async def _sleep_unless(stop: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), delay)
-
-
-async def _first_of(*events: asyncio.Event, within: float | None = None) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 
 from app.core.db import plain_url
 from app.core.settings import Settings
+from app.core.waiting import wait_any
 from ingest import metrics
 from ingest.batch import Assembler, PreparedBatch, rejection_row
 from ingest.mqtt import MqttSource
@@ -271,8 +272,7 @@ async def _write_durably(
                             exc, delay)
             if stop.is_set() and cause != "conflict":
                 return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_any(stop, within=delay)
             delay = min(delay * 2, 2.0)
             continue
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker
 from app.core.settings import Settings
+from app.core.waiting import wait_any
 from simulators import provision
 from simulators.clock import TimeMap
 from simulators.plan import Message, Plan, PlannedEvent, build, logger_id, messages
@@ -74,9 +74,7 @@ async def pause(stop: asyncio.Event | None, seconds: float) -> bool:
     if stop is None:
         await asyncio.sleep(seconds)
         return False
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()
+    return await wait_any(stop, within=seconds)
 
 
 async def _apply(sessions: Sessions, shipment_id: uuid.UUID, ev: PlannedEvent,

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
 import httpcore
 import httpx
 
@@ -31,9 +30,11 @@ from alerts.webhooks.metrics import (
 from alerts.webhooks.outbox import CHANNEL
 from alerts.webhooks.transport import CheckedBackend, CheckedTransport, Resolver, peer_address
 from alerts.webhooks.urls import UnsafeUrl, address_problem, endpoint_key, resolve
-from app.core.db import make_engine, make_sessionmaker, plain_url
+from app.core.db import make_engine, make_sessionmaker
+from app.core.listen import Listener
 from app.core.models import utcnow
 from app.core.settings import Settings
+from app.core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -251,13 +252,6 @@ async def _deliver_due(
             limits.release(url)
 
 
-async def _wait(seconds: float, *events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-
-
 async def _cycle_loop(
     session_factory: store.SessionFactory, client: httpx.AsyncClient, now: Clock,
     config: DeliveryConfig, limits: Limits, wake: asyncio.Event, stop: asyncio.Event,
@@ -274,7 +268,7 @@ async def _cycle_loop(
             CYCLE_ERRORS.inc()
             attempted = 0
         if attempted == 0:  # nothing due, or no room: wait for a NOTIFY, room, or the poll
-            await _wait(config.poll_s, stop, wake, limits.freed)
+            await wait_any(stop, wake, limits.freed, within=config.poll_s)
 
 
 async def _stats_loop(
@@ -288,23 +282,7 @@ async def _stats_loop(
         except Exception:  # metrics must not stop delivery
             log.exception("webhook queue statistics failed")
             CYCLE_ERRORS.inc()
-        await _wait(config.stats_every_s, stop)
-
-
-@contextlib.asynccontextmanager
-async def _listening(database_url: str, wake: asyncio.Event) -> AsyncIterator[None]:
-    """Wake the loops on NOTIFY (sent when deliveries are committed); polling covers a lost link."""
-    conn = None
-    try:
-        conn = await asyncpg.connect(plain_url(database_url))
-        await conn.add_listener(CHANNEL, lambda *_: wake.set())
-    except (OSError, asyncpg.PostgresError) as exc:
-        log.warning("LISTEN %s unavailable (%s): polling every second", CHANNEL, exc)
-    try:
-        yield
-    finally:
-        if conn is not None:
-            await conn.close()
+        await wait_any(stop, within=config.stats_every_s)
 
 
 async def run_delivery(settings: Settings, stop: asyncio.Event, *, now: Clock = utcnow) -> None:
@@ -318,7 +296,9 @@ async def run_delivery(settings: Settings, stop: asyncio.Event, *, now: Clock = 
     log.info("webhook delivery started: %d in flight max, %d per endpoint, timeout %g s",
              config.concurrency, config.per_endpoint, config.timeout_s)
     try:
-        async with make_client(config) as client, _listening(database_url, wake):
+        # NOTIFY (sent when deliveries are committed) wakes the loops; the poll covers a gap.
+        listener = Listener(database_url, CHANNEL, lambda _payload: wake.set(), on_gap=wake.set)
+        async with make_client(config) as client, listener.running():
             await asyncio.gather(
                 *(_cycle_loop(session_factory, client, now, config, limits, wake, stop)
                   for _ in range(config.loops)),

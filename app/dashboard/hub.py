@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
+from app.core.listen import Listener
 
 log = logging.getLogger(__name__)
 CHANNEL = "coldchain_stream"
@@ -35,21 +35,20 @@ class Subscription:
 class Hub:
     """Started on the first subscriber, stopped after the last one leaves."""
 
-    def __init__(self, dsn: str, *, retry_s: float = 1.0, max_retry_s: float = 30.0) -> None:
-        self._dsn = dsn
+    def __init__(self, database_url: str, *, retry_s: float = 1.0, max_retry_s: float = 30.0) -> None:
+        self._listener = Listener(database_url, CHANNEL, self._on_notify, on_gap=self._on_gap,
+                                  retry_s=retry_s, max_retry_s=max_retry_s)
         self._subs: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
-        self._retry_s, self._max_retry_s = retry_s, max_retry_s
-        self.listening = asyncio.Event()
+        self.listening = self._listener.listening
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         sub = Subscription()
         self._subs.add(sub)
         if self._task is None or self._task.done():
-            self.listening.clear()
-            self._task = asyncio.create_task(self._listen(), name="coldchain-stream-listener")
+            self._task = asyncio.create_task(self._listener.run(), name="coldchain-stream-listener")
         try:
             yield sub
         finally:
@@ -71,7 +70,7 @@ class Hub:
             except asyncio.QueueFull:
                 sub.overflowed = True
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         try:
             message = json.loads(payload)
         except ValueError:
@@ -79,27 +78,6 @@ class Hub:
             return
         self.publish(message)
 
-    async def _listen(self) -> None:
-        delay = self._retry_s
-        for attempt in itertools.count():
-            conn: asyncpg.Connection | None = None
-            lost = asyncio.Event()
-            try:
-                conn = await asyncpg.connect(self._dsn)
-                conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
-                self.listening.set()
-                if attempt:
-                    # Whatever was notified while not listening is lost: subscribers refetch.
-                    self.publish(RESET)
-                delay = self._retry_s
-                await lost.wait()
-                log.warning("stream listener connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("stream listener cannot connect (%s); retrying in %.0fs", exc, delay)
-            finally:
-                self.listening.clear()
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_retry_s)
+    def _on_gap(self) -> None:
+        # Whatever was notified while not listening is lost: subscribers refetch.
+        self.publish(RESET)

@@ -125,7 +125,7 @@ async def test_a_listener_that_loses_its_connection_tells_clients_to_refetch(
             # Cut the hub's LISTEN connection from the server side, as a failover would.
             await db.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%coldchain_stream%' AND pid <> pg_backend_pid()"))
+                "WHERE application_name = 'coldchain listen coldchain_stream'"))
             await db.commit()
             reset = await admin.next("reset")
             assert "interrupted" in reset["reason"]

@@ -17,7 +17,6 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import CurrentPrincipal, why_no_longer_valid
-from app.core.db import plain_url
 from app.core.models import utcnow
 from app.core.security import Principal
 from app.core.settings import Settings
@@ -33,7 +32,7 @@ def hub_of(request: Request) -> Hub:
     """The process's hub (one LISTEN connection shared by every stream of this app)."""
     hub: Hub | None = getattr(request.app.state, "stream_hub", None)
     if hub is None:
-        hub = Hub(plain_url(request.app.state.settings.database_url or ""))
+        hub = Hub(request.app.state.settings.database_url or "")
         request.app.state.stream_hub = hub
     return hub
 
