@@ -29,7 +29,7 @@ import orjson  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 import psutil  # noqa: E402
 
-from ingest.wire import BrokerAddress  # noqa: E402
+from app.core.broker import BrokerAddress  # noqa: E402
 
 SAMPLE_EVERY = 16  # latency sample: every 16th committed reading
 CHUNK = 50_000  # mosquitto_pub -l loses lines past ~65 k (PITFALLS)

@@ -21,12 +21,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from app.core.broker import BrokerAddress
 from app.core.waiting import wait_any
 from ingest import metrics
 from ingest.batch import Delivery, Message, Oversized
 from ingest.inbox import Inbox
 from ingest.mqtt_client import PahoClient
-from ingest.wire import BrokerAddress
 
 log = logging.getLogger(__name__)
 # A worker that is down keeps its broker session (and the messages queued for it) this long.

@@ -1,28 +1,6 @@
-"""MQTT wire-format helpers without paho: broker URLs and the PUBLISH packet body."""
+"""MQTT wire format without paho: variable byte integers and the PUBLISH packet body."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        parts = urlsplit(url)
-        tls = parts.scheme in ("mqtts", "ssl")
-        return cls(
-            parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls,
-            unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password else None,
-        )
 
 
 def varint(packet: bytes | bytearray, pos: int) -> tuple[int, int]:

@@ -13,7 +13,8 @@ import ssl
 import struct
 import time
 
-from simulators.publisher import BrokerAddress, PublishError
+from app.core.broker import BrokerAddress
+from simulators.publisher import PublishError
 
 
 def _varint(n: int) -> bytes:

@@ -12,8 +12,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from app.core.broker import BrokerAddress
 from simulators.fastmqtt import FastPublisher
-from simulators.publisher import Publisher, PublishError, parse_url, telemetry_topic
+from simulators.publisher import Publisher, PublishError, telemetry_topic
 
 # Lane end points for synthetic fleet lanes (hubs of European and US cell-therapy logistics).
 HUBS = (
@@ -119,7 +120,7 @@ def run_slice(spec: FleetSpec, first: int, last: int, url: str, stop: object | N
     if spec.client == "paho":
         pub = Publisher(url)
     else:
-        pub = FastPublisher(parse_url(url), f"{spec.id_prefix}-pub-{first}-{os.getpid()}")
+        pub = FastPublisher(BrokerAddress.parse(url), f"{spec.id_prefix}-pub-{first}-{os.getpid()}")
     try:
         pub.connect()
     except PublishError as exc:

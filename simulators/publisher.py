@@ -7,40 +7,16 @@ import secrets
 import ssl
 import threading
 import time
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+
+from app.core.broker import BrokerAddress
 
 log = logging.getLogger(__name__)
 
 # paho loses QoS 1 messages beyond 65 535 outstanding ids and rescans its outstanding set on
 # every PUBACK: keep about a hundred in flight (PITFALLS.md).
 DEFAULT_MAX_INFLIGHT = 100
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def parse_url(url: str) -> BrokerAddress:
-    """`mqtt://[user:pass@]host[:port]` or `mqtts://…` (also `tcp://`, `ssl://`)."""
-    parts = urlsplit(url)
-    tls = parts.scheme in ("mqtts", "ssl")
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise ValueError(f"not an MQTT URL: {url!r}")
-    return BrokerAddress(
-        host=parts.hostname,
-        port=parts.port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 def telemetry_topic(prefix: str, logger_id: str) -> str:
@@ -63,7 +39,7 @@ class Publisher:
 
     def __init__(self, url: str, *, client_id: str | None = None,
                  max_inflight: int = DEFAULT_MAX_INFLIGHT, qos: int = 1) -> None:
-        self.address = parse_url(url)
+        self.address = BrokerAddress.parse(url)
         self.qos = qos
         self.max_inflight = max_inflight
         self.published = 0

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.broker import BrokerAddress
+
 # The bootstrap admin key is compared as given (no hashing, no expiry): it must not be guessable.
 MIN_ADMIN_KEY_LENGTH = 32
 
@@ -119,8 +121,8 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
-        if value and urlsplit(value).scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError("MQTT_URL must be an mqtt:// or mqtts:// URL")
+        if value:
+            BrokerAddress.parse(value)  # its ValueError says what is wrong
         return value or None
 
 

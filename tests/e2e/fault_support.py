@@ -24,9 +24,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from app.core.broker import BrokerAddress
 from app.core.settings import Settings
 from app.embedded import free_port
-from ingest.mqtt import BrokerAddress
 from tests import factories as f
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,11 +19,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from app.core.broker import BrokerAddress
 from app.core.db import plain_url
 from app.core.settings import Settings
 from ingest import worker
 from ingest.batch import PreparedBatch
-from ingest.wire import BrokerAddress
 from ingest.writer import BatchResult
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

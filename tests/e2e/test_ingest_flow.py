@@ -26,12 +26,12 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.broker import BrokerAddress
 from app.core.db import plain_url
 from app.core.settings import Settings
 from app.embedded import EmbeddedBroker, free_port
 from ingest import payload as p
 from ingest.batch import REJECTED_PAYLOAD_MAX
-from ingest.wire import BrokerAddress
 from tests.e2e.ingest_support import (
     BASE,
     Publisher,

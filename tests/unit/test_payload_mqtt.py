@@ -12,7 +12,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.wire import BrokerAddress, decode_publish
+from ingest.wire import decode_publish
 
 # MQTT strings may hold neither NUL, U+FEFF nor surrogates.
 MQTT_TEXT = st.characters(blacklist_characters="\x00\ufeff", blacklist_categories=("Cs",))
@@ -63,9 +63,3 @@ def test_decoder_matches_paho(
 def test_truncated_packets_raise(body: bytes) -> None:
     with pytest.raises((IndexError, ValueError)):
         decode_publish(0x32, bytearray(body), True)
-
-
-def test_broker_urls() -> None:
-    assert BrokerAddress.parse("mqtt://127.0.0.1:1884") == BrokerAddress("127.0.0.1", 1884, False)
-    assert BrokerAddress.parse("mqtts://u%40x:p%3Aw@broker.example") == BrokerAddress(
-        "broker.example", 8883, True, "u@x", "p:w")

@@ -11,9 +11,10 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from app.core.broker import BrokerAddress
 from simulators.fastmqtt import FastPublisher
 from simulators.fleet import FleetSpec, run_slice
-from simulators.publisher import Publisher, PublishError, parse_url
+from simulators.publisher import Publisher, PublishError
 
 
 class Collector:
@@ -23,7 +24,7 @@ class Collector:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        addr = parse_url(url)
+        addr = BrokerAddress.parse(url)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"collector-{secrets.token_hex(3)}")
         self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
@@ -83,7 +84,7 @@ def test_paho_publisher_keeps_in_flight_bounded_and_delivers_everything(mqtt_url
 
 
 def test_socket_publisher_pipelines_qos1_and_counts_acknowledgements(mqtt_url, prefix, collector):
-    pub = FastPublisher(parse_url(mqtt_url), f"fast-{secrets.token_hex(3)}", window=50).connect()
+    pub = FastPublisher(BrokerAddress.parse(mqtt_url), f"fast-{secrets.token_hex(3)}", window=50).connect()
     try:
         for i in range(3000):
             pub.publish(f"{prefix}/loggers/F{i % 11}/telemetry", b'{"i":%d}' % i)
@@ -103,7 +104,7 @@ def test_unreachable_broker_is_a_publish_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(PublishError):
-        FastPublisher(parse_url(f"mqtt://127.0.0.1:{port}"), "nobody").connect(timeout=2)
+        FastPublisher(BrokerAddress.parse(f"mqtt://127.0.0.1:{port}"), "nobody").connect(timeout=2)
     with pytest.raises(PublishError):
         Publisher(f"mqtt://127.0.0.1:{port}").connect(timeout=2)
 

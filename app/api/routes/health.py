@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.core.broker import BrokerAddress
 from app.core.db_roles import check_role
 
 router = APIRouter(tags=["operations"])
@@ -22,12 +22,9 @@ async def healthz() -> dict[str, str]:
 async def _broker_reachable(url: str | None) -> bool:
     if not url:
         return False
-    parts = urlsplit(url)
-    default_port = 8883 if parts.scheme in ("mqtts", "ssl") else 1883
+    address = BrokerAddress.parse(url)
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or default_port), 2
-        )
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port), 2)
     except (OSError, TimeoutError):
         return False
     writer.close()
