@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alerts.transitions import AuditEntry, new_event, snapshot, write_audit
 from alerts.webhooks import outbox
 from app.core.errors import Conflict, InvalidField, NotFound
+from app.core.handoff import enqueue_evaluation
 from app.core.models import Alert, Shipment
 from app.core.security import Principal
-from app.services.shipments import enqueue_evaluation
 
 LIVE = ("open", "escalated", "acknowledged")
 

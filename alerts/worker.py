@@ -28,13 +28,13 @@ from alerts.engine import (
 )
 from alerts.rules import EvalConfig
 from app.core.db import make_engine, make_sessionmaker
+from app.core.handoff import CHANNEL
 from app.core.listen import Listener
 from app.core.models import EvaluationPending, ShipmentState, utcnow
 from app.core.settings import Settings
 from app.core.waiting import wait_any
 
 log = logging.getLogger(__name__)
-CHANNEL = "coldchain_eval"
 BATCH = 200
 SWEEP_BATCH = 1000
 RETRY_AFTER = timedelta(seconds=30)

@@ -5,7 +5,7 @@ Raw asyncpg (no ORM): PITFALLS measured COPY into a temp staging table followed 
 idempotent on the content (reading key, quarantine identity; raw bytes only kept with new
 readings), so a batch retried after an unknown commit outcome, or redelivered after a crash,
 changes nothing the second time. In the same transaction: shipment links by device time, the
-evaluation_queue upsert + NOTIFY coldchain_eval, and the loggers' last-seen/sequence state.
+the evaluation hand-off (app/core/handoff.py), and the loggers' last-seen/sequence state.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from app.core.handoff import enqueue_sql
 from ingest.batch import PreparedBatch, Source, rejection_row
 from ingest.payload import DUPLICATE_CONFLICT, Rejected
 
@@ -121,20 +122,11 @@ UPDATE ingest_inserted i SET shipment_id = f.shipment_id
 FROM fixed f WHERE i.logger_id = $1 AND i.ts = f.ts
 """
 
-# Same shape as app.services.shipments.enqueue_evaluation, for every shipment of the batch.
-ENQUEUE = """
-WITH dirty AS (
-    SELECT shipment_id, min(ts) AS since FROM ingest_inserted
-    WHERE shipment_id IS NOT NULL GROUP BY shipment_id ORDER BY shipment_id
-), queued AS (
-    INSERT INTO evaluation_queue AS q (shipment_id, dirty_from)
-    SELECT shipment_id, since FROM dirty
-    ON CONFLICT (shipment_id) DO UPDATE SET dirty_from = LEAST(q.dirty_from, EXCLUDED.dirty_from)
-    RETURNING q.shipment_id
+# Every shipment the batch gave new readings, from its earliest one (app/core/handoff.py).
+ENQUEUE = enqueue_sql(
+    "SELECT shipment_id, min(ts) AS since FROM ingest_inserted "
+    "WHERE shipment_id IS NOT NULL GROUP BY shipment_id"
 )
-SELECT d.shipment_id, d.since, pg_notify('coldchain_eval', d.shipment_id::text)
-FROM dirty d JOIN queued USING (shipment_id)
-"""
 
 UPDATE_STATUS = """
 UPDATE loggers l SET status = s.status, status_at = s.at

@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit
 from app.core.errors import Conflict, NotFound
+from app.core.handoff import enqueue_evaluation
 from app.core.models import ShipmentEvent, utcnow
 from app.core.security import Principal
 from app.schemas.shipments import EventCorrectionIn
 from app.services import custody, timeline
 from app.services.reference import snapshot
-from app.services.shipments import enqueue_evaluation, get_visible_shipment
+from app.services.shipments import get_visible_shipment
 
 
 async def correct_event(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit
 from app.core.errors import Conflict, InvalidField, NotFound
+from app.core.handoff import enqueue_evaluation
 from app.core.models import (
-    EvaluationQueue,
     Lane,
     Logger,
     Packaging,
@@ -31,17 +30,6 @@ from app.services import custody, timeline
 from app.services.reference import require_exists, snapshot
 
 ACTIVE_STATUSES = ("packed", "in_transit", "customs_hold", "delivered")
-
-
-async def enqueue_evaluation(session: AsyncSession, shipment_id: uuid.UUID, since: datetime) -> None:
-    """Ask the evaluation engine to (re)judge a shipment from `since` (device time)."""
-    stmt = insert(EvaluationQueue).values(shipment_id=shipment_id, dirty_from=since)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[EvaluationQueue.shipment_id],
-        set_={"dirty_from": func.least(EvaluationQueue.dirty_from, stmt.excluded.dirty_from)},
-    )
-    await session.execute(stmt)
-    await session.execute(select(func.pg_notify("coldchain_eval", str(shipment_id))))
 
 
 async def create_shipment(

@@ -16,8 +16,8 @@ from alerts import worker
 from alerts.engine import BatchResult
 from alerts.rules import EvalConfig
 from app.core.db import make_sessionmaker
+from app.core.handoff import enqueue_evaluation
 from app.core.models import Alert, Reading, ShipmentState
-from app.services.shipments import enqueue_evaluation
 from tests.factories import T0, post
 
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import plain_url
+from app.core.handoff import CHANNEL
 from app.core.settings import Settings
 from ingest import payload as p
 from ingest.batch import Assembler, Delivery, PreparedBatch
@@ -95,7 +96,7 @@ async def test_readings_link_to_the_shipment_of_their_device_time_and_wake_evalu
     shipment_id = uuid.UUID(shipment["id"])
     await conn.execute("DELETE FROM evaluation_queue")
     notified: list[str] = []
-    await conn.add_listener("coldchain_eval", lambda *args: notified.append(args[3]))
+    await conn.add_listener(CHANNEL, lambda *args: notified.append(args[3]))
     result = await writer.write(batch(msg("LOG-1", {"readings": [
         reading(-10), reading(30), reading(20)]})))
     assert result.shipments == {shipment_id: T0 + timedelta(minutes=20)}
