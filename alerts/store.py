@@ -16,7 +16,7 @@ from alerts.rules import (
     EvalConfig,
     LaneSpec,
     ProductProfile,
-    Reading,
+    Sample,
     ShipmentEvent,
     ShipmentSpec,
     Waypoint,
@@ -139,5 +139,5 @@ def alert_view(a: Alert) -> AlertView:
     )
 
 
-def to_reading(row: Any) -> Reading:
-    return Reading(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
+def to_reading(row: Any) -> Sample:
+    return Sample(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])

@@ -187,7 +187,7 @@ class Assembler:
                 batch.loggers.add(logger_id)
             return
         parsed = p.parse_message(payload, received_at)
-        if type(parsed) is p.Reading:  # the usual message: one valid reading
+        if type(parsed) is p.ParsedReading:  # the usual message: one valid reading
             batch.loggers.add(logger_id)
             batch.rows.append((logger_id, *parsed, received_at, sha, msg, 0, payload))
             return

@@ -50,7 +50,7 @@ REASONS = (
 )
 
 
-class Reading(NamedTuple):
+class ParsedReading(NamedTuple):
     """One validated measurement; field order is the staging table's column order.
 
     A NamedTuple rather than a frozen dataclass: equally immutable, and it goes into the COPY row
@@ -84,7 +84,7 @@ class Rejected:
 
 
 class Parsed(NamedTuple):
-    readings: list[Reading]
+    readings: list[ParsedReading]
     indexes: list[int]
     rejected: list[Rejected]
 
@@ -116,10 +116,10 @@ def parse_status(payload: bytes) -> str | Rejected | None:
 def parse_telemetry(payload: bytes, received_at: datetime) -> Parsed:
     """A reading object, a `{"readings": [...]}` batch or a SenML pack, judged reading by reading."""
     parsed = parse_message(payload, received_at)
-    return Parsed([parsed], [0], []) if type(parsed) is Reading else parsed  # type: ignore[return-value]
+    return Parsed([parsed], [0], []) if type(parsed) is ParsedReading else parsed  # type: ignore[return-value]
 
 
-def parse_message(payload: bytes, received_at: datetime) -> Reading | Parsed:
+def parse_message(payload: bytes, received_at: datetime) -> ParsedReading | Parsed:
     """parse_telemetry, with the common case (one valid reading) returned bare: no lists."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return _whole(PAYLOAD_TOO_LARGE, f"{len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
@@ -134,7 +134,7 @@ def parse_message(payload: bytes, received_at: datetime) -> Reading | Parsed:
         batch = doc.get("readings")
         if batch is None:
             one = check_reading(doc, max_ts)
-            if type(one) is Reading:
+            if type(one) is ParsedReading:
                 return one
             return Parsed([], [], [Rejected(*one)])  # type: ignore[misc]
         if type(batch) is not list:
@@ -165,12 +165,12 @@ def _judge_all(
 ) -> Parsed:
     if len(items) > MAX_BATCH_READINGS:
         return _whole(BATCH_TOO_LARGE, f"{len(items)} readings, the limit is {MAX_BATCH_READINGS}")
-    readings: list[Reading] = []
+    readings: list[ParsedReading] = []
     indexes: list[int] = []
     rejected: list[Rejected] = []
     for index, item in enumerate(items):
         one = problems[index] if problems and index in problems else check_reading(item, max_ts)
-        if type(one) is Reading:
+        if type(one) is ParsedReading:
             readings.append(one)
             indexes.append(index)
         else:
@@ -188,7 +188,7 @@ def element_json(item: Any) -> bytes:
     return text[:65536].encode()
 
 
-def check_reading(obj: Any, max_ts: datetime) -> Reading | Problem:
+def check_reading(obj: Any, max_ts: datetime) -> ParsedReading | Problem:
     """Validate one reading object; the hot path of ingest, so written flat."""
     if type(obj) is not dict:
         return INVALID_STRUCTURE, "a reading must be a JSON object"
@@ -213,7 +213,7 @@ def check_reading(obj: Any, max_ts: datetime) -> Reading | Problem:
     if kind is int:
         temp = float(temp)
     if len(obj) == 2:
-        return _reading(Reading, (ts, temp, None, None, None, None, None, None, None, None))
+        return _reading(ParsedReading, (ts, temp, None, None, None, None, None, None, None, None))
     lat = obj.get("lat")
     lon = obj.get("lon")
     if lat is not None or lon is not None:
@@ -236,7 +236,7 @@ def check_reading(obj: Any, max_ts: datetime) -> Reading | Problem:
             and (light is None or type(light) is bool)
             and (seq is None or (type(seq) is int and 0 <= seq <= SEQ_MAX))):
         return _optional_problem(obj)
-    return _reading(Reading, (
+    return _reading(ParsedReading, (
         ts, temp, lat, lon, None if battery is None else float(battery), light,
         None if shock is None else float(shock), None if humidity is None else float(humidity),
         None if ln2 is None else float(ln2), seq,

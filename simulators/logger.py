@@ -24,7 +24,7 @@ class Truth:
 
 
 @dataclass(frozen=True, slots=True)
-class Reading:
+class SimulatedReading:
     """One sample as the logger stores it; `offset_s` is true time, the device adds its skew."""
 
     offset_s: float
@@ -44,7 +44,7 @@ class Transmission:
     """One MQTT publish: a single reading or a store-and-forward batch."""
 
     send_s: float
-    readings: tuple[Reading, ...]
+    readings: tuple[SimulatedReading, ...]
     batch: bool
     fmt: str  # "object" or "senml"
     duplicate: bool = False
@@ -82,14 +82,14 @@ class LoggerSpec:
 
 
 def _sample(spec: LoggerSpec, t: float, seq: int, truth: Truth, battery: float,
-            rng: random.Random, humidity: float) -> Reading:
+            rng: random.Random, humidity: float) -> SimulatedReading:
     ch = spec.channels
     temp = round(truth.temp_c + rng.gauss(0.0, spec.noise_c), 1)
     lat = lon = None
     if "position" in ch and truth.position is not None:
         lat = round(truth.position[0] + rng.gauss(0.0, 0.00005), 5)
         lon = round(truth.position[1] + rng.gauss(0.0, 0.00005), 5)
-    return Reading(
+    return SimulatedReading(
         offset_s=t,
         seq=seq,
         temp_c=temp,
@@ -112,7 +112,7 @@ def _fmt(spec: LoggerSpec, rng: random.Random) -> str:
     return spec.fmt
 
 
-def _chunks(readings: Sequence[Reading], size: int) -> list[tuple[Reading, ...]]:
+def _chunks(readings: Sequence[SimulatedReading], size: int) -> list[tuple[SimulatedReading, ...]]:
     return [tuple(readings[i : i + size]) for i in range(0, len(readings), size)]
 
 
@@ -124,7 +124,7 @@ def run_logger(
     rng: random.Random,
     *,
     silences: Sequence[tuple[float, float]] = (),
-) -> tuple[list[Transmission], list[Reading]]:
+) -> tuple[list[Transmission], list[SimulatedReading]]:
     """Sample every interval from `start_s` until `stop_s` (or a flat battery).
 
     Returns the transmissions in send order and every reading taken. Without coverage (or inside
@@ -132,8 +132,8 @@ def run_logger(
     what is still buffered at the end was never sent.
     """
     out: list[Transmission] = []
-    taken: list[Reading] = []
-    buffer: list[Reading] = []
+    taken: list[SimulatedReading] = []
+    buffer: list[SimulatedReading] = []
     seq = spec.seq_start
     humidity = rng.uniform(35.0, 55.0)
     t = start_s

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from simulators.logger import Reading
+from simulators.logger import SimulatedReading
 
 _FIELDS = ("lat", "lon", "battery_pct", "light", "shock_g", "humidity_pct", "ln2_level_pct")
 # SenML record names and units for the optional channels (RFC 8428 units where one exists).
@@ -21,7 +21,7 @@ _SENML = (
 )
 
 
-def device_time(t0: datetime, reading: Reading, skew_s: int) -> datetime:
+def device_time(t0: datetime, reading: SimulatedReading, skew_s: int) -> datetime:
     """The reading's device timestamp: true time plus the logger's clock skew, whole seconds."""
     if t0.tzinfo is None:
         raise ValueError("t0 must be timezone-aware")
@@ -33,7 +33,7 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reading_object(reading: Reading, ts: datetime, *, unix: bool = False) -> dict[str, object]:
+def reading_object(reading: SimulatedReading, ts: datetime, *, unix: bool = False) -> dict[str, object]:
     obj: dict[str, object] = {
         "ts": int(ts.timestamp()) if unix else rfc3339(ts),
         "temp_c": reading.temp_c,
@@ -50,19 +50,19 @@ def _dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
-def encode_object(reading: Reading, ts: datetime, *, unix: bool = False) -> bytes:
+def encode_object(reading: SimulatedReading, ts: datetime, *, unix: bool = False) -> bytes:
     return _dumps(reading_object(reading, ts, unix=unix))
 
 
 def encode_batch(
-    readings: Sequence[Reading], stamps: Sequence[datetime], *, unix: bool = False
+    readings: Sequence[SimulatedReading], stamps: Sequence[datetime], *, unix: bool = False
 ) -> bytes:
     return _dumps({"readings": [reading_object(r, ts, unix=unix) for r, ts in zip(
         readings, stamps, strict=True)]})
 
 
 def encode_senml(
-    readings: Sequence[Reading], stamps: Sequence[datetime], *, base_name: str | None = None
+    readings: Sequence[SimulatedReading], stamps: Sequence[datetime], *, base_name: str | None = None
 ) -> bytes:
     """A SenML pack: base time on the first record, one reading per distinct time."""
     if not readings:

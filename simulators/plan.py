@@ -8,7 +8,7 @@ from datetime import datetime
 
 from simulators import payloads
 from simulators.ambient import profile
-from simulators.logger import LoggerSpec, Reading, Transmission, Truth, run_logger
+from simulators.logger import LoggerSpec, SimulatedReading, Transmission, Truth, run_logger
 from simulators.scenario import Scenario
 from simulators.thermal import ThermalTrace, shipper, simulate
 
@@ -23,10 +23,10 @@ class PlannedEvent:
 class LoggerPlan:
     spec: LoggerSpec
     transmissions: tuple[Transmission, ...]
-    readings: tuple[Reading, ...]  # every reading taken (sent or not)
+    readings: tuple[SimulatedReading, ...]  # every reading taken (sent or not)
 
     @property
-    def sent(self) -> frozenset[Reading]:
+    def sent(self) -> frozenset[SimulatedReading]:
         """The distinct readings that left the logger at least once."""
         return frozenset(r for tx in self.transmissions for r in tx.readings)
 

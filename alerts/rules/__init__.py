@@ -11,7 +11,7 @@ from alerts.rules.model import (
     LaneSpec,
     Leg,
     ProductProfile,
-    Reading,
+    Sample,
     SeriesContext,
     ShipmentEvent,
     ShipmentSpec,
@@ -25,7 +25,7 @@ from alerts.rules.timeutil import NaiveDatetimeError
 __all__ = [
     "Advance", "AlertView", "Condition", "Escalate", "EvalConfig", "Evaluation",
     "ExcursionRecord", "LaneSpec", "Leg", "LoggerState", "Memo", "NaiveDatetimeError", "Open",
-    "OutOfOrder", "Plan", "ProductProfile", "Reading", "Resolve", "SeriesContext",
+    "OutOfOrder", "Plan", "ProductProfile", "Sample", "Resolve", "SeriesContext",
     "ShipmentEvent", "ShipmentSpec", "Summary", "Update", "Waypoint", "advance", "at_risk",
     "evaluate", "initial_state", "max_gap_for", "mkt_c", "needs_replay", "reconcile",
     "resume_point", "run_outs", "state_from_json", "state_to_json",

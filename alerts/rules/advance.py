@@ -20,7 +20,7 @@ from alerts.rules.fold import (
     alarm_delays_us,
     record,
 )
-from alerts.rules.model import TEMPERATURE_HIGH, TEMPERATURE_LOW, Reading, SeriesContext
+from alerts.rules.model import TEMPERATURE_HIGH, TEMPERATURE_LOW, Sample, SeriesContext
 from alerts.rules.state import Crossing, Episode, LoggerState, Run, Visit
 from alerts.rules.timeutil import US
 from alerts.rules.tracking import MutableRun
@@ -38,7 +38,7 @@ def initial_state(logger_id: str, ctx: SeriesContext) -> LoggerState:
     return LoggerState(logger_id=logger_id, fingerprint=ctx.fingerprint())
 
 
-def advance(state: LoggerState, readings: Iterable[Reading], ctx: SeriesContext) -> Advance:
+def advance(state: LoggerState, readings: Iterable[Sample], ctx: SeriesContext) -> Advance:
     if state.fingerprint != ctx.fingerprint():
         raise ValueError("state was computed against another profile/lane: replay from scratch")
     acc = Fold(state, ctx)

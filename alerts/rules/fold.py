@@ -17,7 +17,7 @@ from alerts.rules.model import (
     TEMPERATURE_CRITICAL,
     TEMPERATURE_HIGH,
     TEMPERATURE_LOW,
-    Reading,
+    Sample,
     SeriesContext,
     peak_score,
 )
@@ -105,13 +105,13 @@ class Fold:
         self.duplicates = 0
 
     # -- one reading ---------------------------------------------------------------------------
-    def fold(self, r: Reading) -> None:
-        t = to_us(r.ts, "Reading.ts")
+    def fold(self, r: Sample) -> None:
+        t = to_us(r.ts, "Sample.ts")
         if r.logger_id != self.logger_id:
             raise ValueError(f"reading of {r.logger_id} folded into {self.logger_id}'s state")
         if not math.isfinite(r.temp_c):
             raise ValueError("temperature must be finite")
-        rx = None if r.received_at is None else to_us(r.received_at, "Reading.received_at")
+        rx = None if r.received_at is None else to_us(r.received_at, "Sample.received_at")
         late = rx is not None and rx - t > self.gap_us
         if self.last is not None:
             if t < self.last:
@@ -193,7 +193,7 @@ class Fold:
             eps = self.eps[kind] = [MutableEpisode.thaw(e) for e in self.frozen_eps.get(kind, ())]
         return eps
 
-    def _judge(self, r: Reading, t: int, late: bool) -> None:
+    def _judge(self, r: Sample, t: int, late: bool) -> None:
         p, cfg = self.ctx.product, self.ctx.config
         temp = r.temp_c
         high, low = temp > p.temp_max_c, temp < p.temp_min_c

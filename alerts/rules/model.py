@@ -45,7 +45,7 @@ EVENT_REROUTED = "rerouted"
 
 
 @dataclass(frozen=True, slots=True)
-class Reading:
+class Sample:
     """One logger measurement at its own device time `ts`; `received_at` is server time."""
 
     logger_id: str
@@ -59,9 +59,9 @@ class Reading:
     received_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        require_aware(self.ts, "Reading.ts")
+        require_aware(self.ts, "Sample.ts")
         if self.received_at is not None:
-            require_aware(self.received_at, "Reading.received_at")
+            require_aware(self.received_at, "Sample.received_at")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from alerts.rules.advance import advance, initial_state
 from alerts.rules.mkt import mkt_from_sums
-from alerts.rules.model import LaneSpec, ProductProfile, Reading, SeriesContext, Waypoint
+from alerts.rules.model import LaneSpec, ProductProfile, Sample, SeriesContext, Waypoint
 from alerts.rules.state import LoggerState
 from alerts.rules.timeutil import US
 
@@ -53,7 +53,7 @@ def logger_state(
 ) -> LoggerState:
     """Fold one logger's readings (rows: logger_id, ts, temp_c, lat, lon, battery, light, shock)."""
     readings = (
-        Reading(logger_id=r[0], ts=r[1], temp_c=r[2], lat=r[3], lon=r[4], battery_pct=r[5],
+        Sample(logger_id=r[0], ts=r[1], temp_c=r[2], lat=r[3], lon=r[4], battery_pct=r[5],
                 light=r[6], shock_g=r[7])
         for r in rows
     )

@@ -25,7 +25,7 @@ from app.core.settings import Settings
 from app.schemas.reference import LoggerIn
 from app.services.reference import create_logger
 from simulators import demo, runner
-from simulators.logger import Reading as SimReading
+from simulators.logger import SimulatedReading as SimReading
 from simulators.payloads import encode_object
 from simulators.plan import build
 from simulators.provision import SIMULATOR

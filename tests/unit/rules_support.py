@@ -11,7 +11,7 @@ from alerts.rules import (
     LaneSpec,
     LoggerState,
     ProductProfile,
-    Reading,
+    Sample,
     SeriesContext,
     Waypoint,
     advance,
@@ -38,12 +38,12 @@ def ctx(product: ProductProfile = FRIDGE, *, lane: LaneSpec = LANE, max_gap_s: f
     return SeriesContext(product, lane, max_gap_s, EvalConfig(**config))
 
 
-def series(points: Iterable[tuple[float, float]], logger_id: str = "L1", **extra: Any) -> list[Reading]:
+def series(points: Iterable[tuple[float, float]], logger_id: str = "L1", **extra: Any) -> list[Sample]:
     """Readings from (minute, °C) pairs."""
-    return [Reading(logger_id, at(m), t, **extra) for m, t in points]
+    return [Sample(logger_id, at(m), t, **extra) for m, t in points]
 
 
-def fold(readings: Sequence[Reading], context: SeriesContext, logger_id: str = "L1") -> LoggerState:
+def fold(readings: Sequence[Sample], context: SeriesContext, logger_id: str = "L1") -> LoggerState:
     return advance(initial_state(logger_id, context), readings, context).state
 
 
@@ -57,13 +57,13 @@ class MemoryEngine:
 
     def __init__(self, contexts: dict[str, SeriesContext]) -> None:
         self.contexts = contexts
-        self.readings: dict[str, dict[int, Reading]] = {lid: {} for lid in contexts}
+        self.readings: dict[str, dict[int, Sample]] = {lid: {} for lid in contexts}
         self.states = {lid: initial_state(lid, c) for lid, c in contexts.items()}
         self.checkpoints: dict[str, list[LoggerState]] = {lid: [] for lid in contexts}
         self.excursions: dict[str, list[ExcursionRecord]] = {lid: [] for lid in contexts}
         self.replays = 0
 
-    def ingest(self, batch: Iterable[Reading]) -> None:
+    def ingest(self, batch: Iterable[Sample]) -> None:
         dirty: int | None = None
         for r in batch:
             t = to_us(r.ts)

@@ -33,7 +33,7 @@ def reason_of(doc: object) -> str:
 def test_contract_example_is_one_full_reading() -> None:
     parsed = parse(FULL)
     assert parsed.rejected == [] and parsed.indexes == [0]
-    assert parsed.readings == [p.Reading(
+    assert parsed.readings == [p.ParsedReading(
         datetime(2026, 11, 25, 14, 3, tzinfo=UTC), -182.4, 50.03, 8.57, 87.0, False, 0.4, 40.0, 64.0,
         1042,
     )]

@@ -33,7 +33,7 @@ def test_base_name_and_time_group_records_into_readings() -> None:
     ])
     assert parsed.rejected == []
     first, second = parsed.readings
-    assert first == p.Reading(datetime(2026, 11, 25, 14, 3, tzinfo=UTC), 4.5, 50.03, 8.57, 87.0,
+    assert first == p.ParsedReading(datetime(2026, 11, 25, 14, 3, tzinfo=UTC), 4.5, 50.03, 8.57, 87.0,
                               False, seq=12)
     assert second.ts == datetime(2026, 11, 25, 14, 4, tzinfo=UTC)
     assert (second.temp_c, second.humidity_pct, second.lat) == (4.7, 40.0, None)

@@ -14,7 +14,7 @@ from alerts.rules import (
     AlertView,
     LaneSpec,
     Memo,
-    Reading,
+    Sample,
     ShipmentEvent,
     ShipmentSpec,
     Waypoint,
@@ -177,11 +177,11 @@ def test_a_customs_hold_across_a_reroute_is_split_between_the_lanes() -> None:
 def test_a_stay_on_the_old_lane_ends_at_the_reroute() -> None:
     reroute = T0 + timedelta(minutes=95)
     c = replace(ctx(), reroutes=(Leg(reroute, ALT),))
-    rs = [Reading("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in (0, 30, 60, 90, 120)]
+    rs = [Sample("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in (0, 30, 60, 90, 120)]
     state = fold(rs, c)
     assert [(v.waypoint, v.start, v.end) for v in state.visits] == [(0, to_us(at(0)), to_us(reroute))]
     assert state.visit is None  # AMS is no waypoint of the new lane
-    fra = [Reading("L1", at(m), 5.0, lat=FRA_POS[0], lon=FRA_POS[1]) for m in (150, 180)]
+    fra = [Sample("L1", at(m), 5.0, lat=FRA_POS[0], lon=FRA_POS[1]) for m in (150, 180)]
     state = advance(state, fra, c).state
     assert state.visit is not None and state.visit.waypoint == 2  # FRA hub, numbered after LANE's
 
@@ -189,7 +189,7 @@ def test_a_stay_on_the_old_lane_ends_at_the_reroute() -> None:
 def test_the_corridor_in_force_judges_each_position() -> None:
     reroute = T0 + timedelta(minutes=30)
     c = replace(ctx(), reroutes=(Leg(reroute, ALT),))
-    at_fra = [Reading("L1", at(m), 5.0, lat=FRA_POS[0], lon=FRA_POS[1]) for m in range(0, 61, 5)]
+    at_fra = [Sample("L1", at(m), 5.0, lat=FRA_POS[0], lon=FRA_POS[1]) for m in range(0, 61, 5)]
     # Off the old lane until the reroute (an alarm after 10 min), inside the new one after it.
     result = advance(initial_state("L1", c), at_fra, c)
     (exc,) = result.closed
@@ -204,9 +204,9 @@ def test_the_corridor_in_force_judges_each_position() -> None:
 def test_the_old_lanes_part_of_the_track_stays_judged_by_the_old_lane() -> None:
     # On the old lane (AMS) before the reroute: no deviation, although AMS is far off ALT.
     c = replace(ctx(), reroutes=(Leg(T0 + h(2), ALT),))
-    rs = [Reading("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in range(0, 120, 10)]
+    rs = [Sample("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in range(0, 120, 10)]
     assert fold(rs, c).episodes.get("route_deviation", ()) == ()
-    late = [Reading("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in range(120, 180, 10)]
+    late = [Sample("L1", at(m), 5.0, lat=AMS_POS[0], lon=AMS_POS[1]) for m in range(120, 180, 10)]
     after = advance(fold(rs, c), late, c).state
     assert [e.start for e in after.episodes["route_deviation"]] == [to_us(at(120))]
 
@@ -265,7 +265,7 @@ PLACES = st.sampled_from([AMS_POS, FRA_POS, (42.36, -71.01), (50.0, -20.0), (50.
 def test_before_the_reroute_the_record_is_judged_as_if_there_was_none(
     points: list[tuple[int, tuple[float, float]]], reroute_min: int
 ) -> None:
-    rs = [Reading("L1", at(m), 5.0, lat=p[0], lon=p[1]) for m, p in sorted(points)]
+    rs = [Sample("L1", at(m), 5.0, lat=p[0], lon=p[1]) for m, p in sorted(points)]
     rerouted = replace(ctx(), reroutes=(Leg(at(reroute_min), ALT),))
     before = [r for r in rs if r.ts < at(reroute_min)]
     a, b = fold(before, rerouted), fold(before, ctx())

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from alerts.rules import Memo, ProductProfile, Reading, ShipmentEvent, ShipmentSpec, evaluate
+from alerts.rules import Memo, ProductProfile, Sample, ShipmentEvent, ShipmentSpec, evaluate
 from alerts.rules.evaluate import Evaluation, at_risk
 from tests.unit.rules_support import FRIDGE, LANE, T0, at, ctx, fold, series
 
@@ -25,7 +25,7 @@ def shipment(product: ProductProfile = FRIDGE, loggers: tuple[str, ...] = ("L1",
     return replace(base, **over)  # type: ignore[arg-type]
 
 
-def judge(s: ShipmentSpec, readings: list[Reading], now: datetime,
+def judge(s: ShipmentSpec, readings: list[Sample], now: datetime,
           received: dict[str, datetime | None] | None = None, memo: Memo | None = None) -> Evaluation:
     states = {}
     for lid, _gap in s.max_gap_s:
@@ -92,14 +92,14 @@ def test_signal_lost_counts_from_departure_when_nothing_came() -> None:
 
 
 def test_dwell_exceeded_from_positions_and_arrival_pushed() -> None:
-    boston = [Reading("L1", T0 + h(20) + timedelta(minutes=m), 5.0, lat=42.36, lon=-71.01)
+    boston = [Sample("L1", T0 + h(20) + timedelta(minutes=m), 5.0, lat=42.36, lon=-71.01)
               for m in range(0, 9 * 60 + 1, 5)]  # 9 h at "BOS customs" (8 h allowance)
     ev = judge(shipment(), boston, T0 + h(29))
     (c,) = ev.conditions["dwell_exceeded"]
     assert c.start == T0 + h(28) and c.end is None and not c.cleared
     assert c.details["waypoint"] == "BOS customs"
     assert ev.summary.expected_arrival == T0 + h(31)  # 30 h + 1 h overrun
-    left = [*boston, Reading("L1", T0 + h(29.5), 5.0, lat=42.0, lon=-70.0)]
+    left = [*boston, Sample("L1", T0 + h(29.5), 5.0, lat=42.0, lon=-70.0)]
     (c,) = judge(shipment(), left, T0 + h(30)).conditions["dwell_exceeded"]
     assert c.cleared and c.end == T0 + h(29.25)  # last seen inside + max gap
 

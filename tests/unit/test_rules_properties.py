@@ -14,7 +14,7 @@ from alerts.rules import (
     Leg,
     Memo,
     ProductProfile,
-    Reading,
+    Sample,
     SeriesContext,
     ShipmentEvent,
     ShipmentSpec,
@@ -34,13 +34,13 @@ VIA_PARIS = LaneSpec(20.0, 30.0, 50.0, (Waypoint("CDG", 48.85, 2.35, 5.0, 1.0),
 
 
 @st.composite
-def readings_of(draw: st.DrawFn, logger_id: str) -> list[Reading]:
+def readings_of(draw: st.DrawFn, logger_id: str) -> list[Sample]:
     offsets = draw(st.lists(st.integers(0, 8 * 3600), min_size=1, max_size=30, unique=True))
     out = []
     for off in sorted(offsets):
         place = draw(PLACES)
         lateness = draw(st.sampled_from([0, 0, 30, 4000]))
-        out.append(Reading(
+        out.append(Sample(
             logger_id, T0 + timedelta(seconds=off), draw(TEMPS),
             lat=place[0] if place else None, lon=place[1] if place else None,
             battery_pct=draw(st.sampled_from([None, 10.0, 22.0, 80.0])),
@@ -52,7 +52,7 @@ def readings_of(draw: st.DrawFn, logger_id: str) -> list[Reading]:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[dict[str, SeriesContext], list[Reading]]:
+def scenarios(draw: st.DrawFn) -> tuple[dict[str, SeriesContext], list[Sample]]:
     product = ProductProfile(
         2.0, 8.0, draw(st.sampled_from([0.0, 600.0, 3600.0])),
         alarm_delay_s=draw(st.sampled_from([0.0, 300.0, 600.0])),
@@ -69,7 +69,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, SeriesContext], list[Reading]]
     return contexts, readings
 
 
-def reference(contexts: dict[str, SeriesContext], readings: list[Reading]) -> MemoryEngine:
+def reference(contexts: dict[str, SeriesContext], readings: list[Sample]) -> MemoryEngine:
     """Everything in one batch, in device-time order."""
     engine = MemoryEngine(contexts)
     engine.ingest(sorted(readings, key=lambda r: r.ts))
@@ -79,7 +79,7 @@ def reference(contexts: dict[str, SeriesContext], readings: list[Reading]) -> Me
 @PROPS
 @given(scenarios(), st.integers(0, 2**32 - 1))
 def test_result_independent_of_batching_order_and_duplicates(
-    scenario: tuple[dict[str, SeriesContext], list[Reading]], seed: int
+    scenario: tuple[dict[str, SeriesContext], list[Sample]], seed: int
 ) -> None:
     contexts, readings = scenario
     rng = random.Random(seed)
@@ -110,7 +110,7 @@ def test_result_independent_of_batching_order_and_duplicates(
 @PROPS
 @given(scenarios())
 def test_incremental_one_by_one_equals_all_at_once(
-    scenario: tuple[dict[str, SeriesContext], list[Reading]],
+    scenario: tuple[dict[str, SeriesContext], list[Sample]],
 ) -> None:
     contexts, readings = scenario
     for lid, c in contexts.items():
@@ -130,7 +130,7 @@ def test_incremental_one_by_one_equals_all_at_once(
 @PROPS
 @given(scenarios())
 def test_budget_used_never_exceeds_elapsed_time_and_mkt_within_min_max(
-    scenario: tuple[dict[str, SeriesContext], list[Reading]],
+    scenario: tuple[dict[str, SeriesContext], list[Sample]],
 ) -> None:
     contexts, readings = scenario
     for s in reference(contexts, readings).states.values():

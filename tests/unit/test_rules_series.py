@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from alerts.rules import NaiveDatetimeError, OutOfOrder, ProductProfile, Reading, advance, initial_state
+from alerts.rules import NaiveDatetimeError, OutOfOrder, ProductProfile, Sample, advance, initial_state
 from alerts.rules.advance import open_excursions
 from alerts.rules.state import state_from_json, state_to_json
 from alerts.rules.timeutil import to_us
@@ -119,7 +119,7 @@ def test_duplicates_change_nothing_and_earlier_readings_are_refused() -> None:
     c = ctx()
     readings = series([(0, 5), (5, 9), (10, 5)])
     state = fold(readings, c)
-    again = advance(state, [readings[-1], Reading("L1", at(10), 99.0)], c)
+    again = advance(state, [readings[-1], Sample("L1", at(10), 99.0)], c)
     assert again.duplicates == 2 and again.state == state
     with pytest.raises(OutOfOrder):
         advance(state, series([(7, 5)]), c)
@@ -127,11 +127,11 @@ def test_duplicates_change_nothing_and_earlier_readings_are_refused() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(NaiveDatetimeError):
-        Reading("L1", datetime(2026, 11, 20, 8, 0), 5.0)  # noqa: DTZ001
+        Sample("L1", datetime(2026, 11, 20, 8, 0), 5.0)  # noqa: DTZ001
 
 
 def test_late_reading_marks_its_excursion_retroactive() -> None:
-    late = Reading("L1", at(5), 9.0, received_at=at(5) + timedelta(hours=2))
+    late = Sample("L1", at(5), 9.0, received_at=at(5) + timedelta(hours=2))
     result = advance(initial_state("L1", c := ctx()), [*series([(0, 5)]), late], c)
     assert result.state.episodes["temperature_high"][0].late
     (exc,) = open_excursions(result.state)
@@ -140,7 +140,7 @@ def test_late_reading_marks_its_excursion_retroactive() -> None:
 
 def test_light_exposure_only_for_light_sensitive_products() -> None:
     points = [(0, False), (5, True), (10, True), (15, False)]
-    readings = [Reading("L1", at(m), 5.0, light=lit) for m, lit in points]
+    readings = [Sample("L1", at(m), 5.0, light=lit) for m, lit in points]
     (ep,) = fold(readings, ctx()).episodes["light_exposure"]
     assert (ep.start, ep.end) == (us(5), us(15))
     dark = replace(FRIDGE, light_sensitive=False)
@@ -150,14 +150,14 @@ def test_light_exposure_only_for_light_sensitive_products() -> None:
 def test_shocks_closer_than_the_clear_time_are_one_episode() -> None:
     product = replace(FRIDGE, shock_limit_g=5.0)
     shocks = [(0, 6.0), (5, 8.0), (10, 1.0), (30, 7.0), (35, 5.0)]
-    readings = [Reading("L1", at(m), 5.0, shock_g=g) for m, g in shocks]
+    readings = [Sample("L1", at(m), 5.0, shock_g=g) for m, g in shocks]
     eps = fold(readings, ctx(product)).episodes["shock"]
     assert [(e.start, e.count, e.peak) for e in eps] == [(us(0), 2, 8.0), (us(30), 1, 7.0)]
 
 
 def test_battery_low_with_hysteresis() -> None:
     levels = [(0, 30.0), (5, 19.0), (10, 21.0), (15, 24.0), (20, 26.0), (40, 26.0)]
-    readings = [Reading("L1", at(m), 5.0, battery_pct=b) for m, b in levels]
+    readings = [Sample("L1", at(m), 5.0, battery_pct=b) for m, b in levels]
     (ep,) = fold(readings, ctx()).episodes["battery_low"]
     assert (ep.start, ep.end, ep.peak, ep.confirmed) == (us(5), us(20), 19.0, True)
 
@@ -173,7 +173,7 @@ PARIS = (48.85, 2.35)  # far off the AMS → Boston great circle
     ],
 )
 def test_route_deviation(path: list[tuple[float, float]], alarmed: bool) -> None:
-    readings = [Reading("L1", at(5 * i), 5.0, lat=lat, lon=lon) for i, (lat, lon) in enumerate(path)]
+    readings = [Sample("L1", at(5 * i), 5.0, lat=lat, lon=lon) for i, (lat, lon) in enumerate(path)]
     result = advance(initial_state("L1", c := ctx()), readings, c)
     (exc,) = [e for e in result.closed if e.kind == "route_deviation"]
     assert exc.alarmed is alarmed and exc.peak is not None and exc.peak > 100
@@ -181,8 +181,8 @@ def test_route_deviation(path: list[tuple[float, float]], alarmed: bool) -> None
 
 
 def test_waypoint_visits() -> None:
-    inside = [Reading("L1", at(m), 5.0, lat=52.31, lon=4.76) for m in range(0, 61, 5)]
-    away = Reading("L1", at(65), 5.0, lat=51.0, lon=3.0)
+    inside = [Sample("L1", at(m), 5.0, lat=52.31, lon=4.76) for m in range(0, 61, 5)]
+    away = Sample("L1", at(65), 5.0, lat=51.0, lon=3.0)
     state = fold([*inside, away], ctx())
     (visit,) = state.visits
     assert (visit.waypoint, visit.start, visit.end) == (0, us(0), us(65))
@@ -192,7 +192,7 @@ def test_waypoint_visits() -> None:
 def test_state_round_trips_through_json() -> None:
     product = replace(FRIDGE, shock_limit_g=5.0, critical_max_c=15.0)
     readings = [
-        Reading("L1", at(m), t, lat=52.31, lon=4.76, battery_pct=50.0 - m, light=m == 10,
+        Sample("L1", at(m), t, lat=52.31, lon=4.76, battery_pct=50.0 - m, light=m == 10,
                 shock_g=float(m % 7))
         for m, t in [(0, 5.0), (5, 9.0), (10, 16.0), (15, 1.0), (20, 5.0)]
     ]

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simulators.logger import Reading
+from simulators.logger import SimulatedReading
 from simulators.payloads import encode_batch, encode_object, encode_senml
 
 TS = datetime(2026, 11, 25, 14, 3, tzinfo=UTC)
-FULL = Reading(0.0, 1042, -182.4, 50.03, 8.57, 87.0, False, 0.4, 40.0, 64.0)
-BARE = Reading(300.0, 1043, -182.1)
+FULL = SimulatedReading(0.0, 1042, -182.4, 50.03, 8.57, 87.0, False, 0.4, 40.0, 64.0)
+BARE = SimulatedReading(300.0, 1043, -182.1)
 
 
 def test_object_matches_the_contract_example():
@@ -64,6 +64,6 @@ def test_senml_pack_carries_one_reading_per_distinct_time():
 
 def test_encoders_refuse_what_json_cannot_carry():
     with pytest.raises(ValueError):
-        encode_object(Reading(0.0, 1, float("nan")), TS)
+        encode_object(SimulatedReading(0.0, 1, float("nan")), TS)
     with pytest.raises(ValueError):
         encode_senml([], [])
