@@ -163,7 +163,7 @@ async def run_worker(a: dict[str, Any]) -> None:
 
     def on_commit(result: Any, batch: Any) -> None:
         if stats.commit(result.stored + result.duplicates,
-                        [row[1] for row in batch.rows[::SAMPLE_EVERY]]):
+                        [row.ts for row in batch.rows[::SAMPLE_EVERY]]):
             finish()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, finish)

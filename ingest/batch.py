@@ -6,7 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ingest import payload as p
 
@@ -61,16 +61,57 @@ class Source(NamedTuple):
     kind: str
 
 
+class StagedReading(NamedTuple):
+    """A reading on its way into `ingest_stage`: field order is that table's column order."""
+
+    logger_id: str
+    ts: datetime
+    temp_c: float
+    lat: float | None
+    lon: float | None
+    battery_pct: float | None
+    light: bool | None
+    shock_g: float | None
+    humidity_pct: float | None
+    ln2_level_pct: float | None
+    seq: int | None
+    received_at: datetime
+    payload_sha256: bytes
+    msg: int  # index into the batch's `sources`
+    idx: int  # the reading's index in its message
+    payload: bytes | None  # the raw message, on its first reading only
+
+
+class RejectionRow(NamedTuple):
+    """An `ingest_rejections` row (field order = the INSERT's columns), see `rejection_row`."""
+
+    received_at: datetime
+    topic: str
+    logger_id: str | None
+    reason: str
+    detail: str
+    payload: bytes | None  # the evidence: the payload's head, or the rejected element
+    payload_size: int
+    payload_sha256: bytes
+    reading_index: int | None
+    dedup_key: bytes
+
+
+class LoggerStatus(NamedTuple):
+    status: str  # online | offline
+    at: datetime
+
+
+# Rows built without the NamedTuples' Python-level __new__: as cheap as a plain tuple (hot path).
+_row = tuple.__new__
+
+
 @dataclass(slots=True)
 class PreparedBatch:
     deliveries: list[Message]
-    # (logger_id, ts, temp_c, lat, lon, battery_pct, light, shock_g, humidity_pct, ln2_level_pct,
-    #  seq, received_at, payload_sha256, msg, idx, payload) — `msg` indexes `sources`; the raw
-    #  payload rides on the first reading of each message only (None on the others).
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    # ingest_rejections rows, see `rejection_row`.
-    rejections: list[tuple[Any, ...]] = field(default_factory=list)
-    statuses: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    rows: list[StagedReading] = field(default_factory=list)
+    rejections: list[RejectionRow] = field(default_factory=list)
+    statuses: dict[str, LoggerStatus] = field(default_factory=dict)
     loggers: set[str] = field(default_factory=set)
     sources: list[Source] = field(default_factory=list)
 
@@ -80,8 +121,8 @@ class PreparedBatch:
 
     def drop_unknown(self, unknown: set[str]) -> None:
         """Quarantine every message of a logger that is not registered (one row per message)."""
-        self.rows = [r for r in self.rows if r[0] not in unknown]
-        self.rejections = [r for r in self.rejections if r[2] not in unknown]
+        self.rows = [r for r in self.rows if r.logger_id not in unknown]
+        self.rejections = [r for r in self.rejections if r.logger_id not in unknown]
         for logger_id in unknown:
             self.statuses.pop(logger_id, None)
         self.loggers -= unknown
@@ -96,7 +137,7 @@ class PreparedBatch:
 def rejection_row(
     topic: str, logger_id: str | None, payload: bytes, sha: bytes, received_at: datetime,
     rejected: p.Rejected, *, size: int | None = None,
-) -> tuple[Any, ...]:
+) -> RejectionRow:
     """An ingest_rejections row; identity (topic, payload, reading) makes a redelivery a no-op.
 
     `size` is the payload's full size when `payload` is only its head (an oversized message).
@@ -104,8 +145,8 @@ def rejection_row(
     index = rejected.index
     evidence = rejected.element if rejected.element is not None else payload[:REJECTED_PAYLOAD_MAX]
     key = _sha256(b"%b\x00%b\x00%d" % (topic.encode(), sha, -1 if index is None else index)).digest()
-    return (received_at, topic, logger_id, rejected.reason, clean_text(rejected.detail), evidence,
-            len(payload) if size is None else size, sha, index, key)
+    return RejectionRow(received_at, topic, logger_id, rejected.reason, clean_text(rejected.detail),
+                        evidence, len(payload) if size is None else size, sha, index, key)
 
 
 def clean_text(text: str) -> str:
@@ -177,29 +218,27 @@ class Assembler:
             )
             return
         msg = len(batch.sources)
-        batch.sources.append(_source(Source, (topic, logger_id, payload, sha, received_at, kind)))
+        batch.sources.append(_row(Source, (topic, logger_id, payload, sha, received_at, kind)))
         if kind == "status":
             status = p.parse_status(payload)
             if isinstance(status, p.Rejected):
                 batch.rejections.append(rejection_row(topic, logger_id, payload, sha, received_at, status))
             elif status is not None:
-                batch.statuses[logger_id] = (status, received_at)
+                batch.statuses[logger_id] = LoggerStatus(status, received_at)
                 batch.loggers.add(logger_id)
             return
         parsed = p.parse_message(payload, received_at)
         if type(parsed) is p.ParsedReading:  # the usual message: one valid reading
             batch.loggers.add(logger_id)
-            batch.rows.append((logger_id, *parsed, received_at, sha, msg, 0, payload))
+            batch.rows.append(_row(StagedReading, (logger_id, *parsed, received_at, sha, msg, 0, payload)))
             return
         if parsed.readings:  # type: ignore[union-attr]
             batch.loggers.add(logger_id)
             rows = batch.rows
             raw: bytes | None = payload
             for reading, index in zip(parsed.readings, parsed.indexes, strict=True):  # type: ignore[union-attr]
-                rows.append((logger_id, *reading, received_at, sha, msg, index, raw))
+                rows.append(_row(StagedReading, (logger_id, *reading, received_at, sha, msg, index, raw)))
                 raw = None
         for rejected in parsed.rejected:  # type: ignore[union-attr]
             batch.rejections.append(rejection_row(topic, logger_id, payload, sha, received_at, rejected))
 
-
-_source = tuple.__new__  # a Source without the NamedTuple's Python-level __new__ (hot path)

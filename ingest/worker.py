@@ -252,9 +252,9 @@ async def _write_durably(
                           batch.deliveries[0].topic, exc)
                 return await _write_durably(writer, assembler, _storage_error(batch, exc), stop,
                                             isolate=False)
-            if any(r[5] is not None for r in batch.rejections):
+            if any(r.payload is not None for r in batch.rejections):
                 log.error("quarantine row refused (%s); keeping it without payload", exc)
-                batch.rejections = [(*r[:4], "unstorable input", None, *r[6:])
+                batch.rejections = [r._replace(detail="unstorable input", payload=None)
                                     for r in batch.rejections]
                 continue
             raise
@@ -327,4 +327,4 @@ def _record(result: BatchResult, batch: PreparedBatch) -> None:
     if rows and result.stored:
         now = time.time()
         for row in rows[:: max(len(rows) // LAG_SAMPLES, 1)]:
-            metrics.LAG_SECONDS.observe(max(now - row[1].timestamp(), 0.0))
+            metrics.LAG_SECONDS.observe(max(now - row.ts.timestamp(), 0.0))

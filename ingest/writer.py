@@ -19,14 +19,11 @@ from typing import Any
 import asyncpg
 
 from app.core.handoff import enqueue_sql
-from ingest.batch import PreparedBatch, Source, rejection_row
-from ingest.payload import DUPLICATE_CONFLICT, Rejected
+from ingest.batch import PreparedBatch, RejectionRow, Source, StagedReading, rejection_row
+from ingest.payload import DUPLICATE_CONFLICT, ParsedReading, Rejected
 
-STAGE_COLUMNS = (
-    "logger_id", "ts", "temp_c", "lat", "lon", "battery_pct", "light", "shock_g", "humidity_pct",
-    "ln2_level_pct", "seq", "received_at", "payload_sha256", "msg", "idx", "payload",
-)
-VALUE_COLUMNS = STAGE_COLUMNS[2:11]
+STAGE_COLUMNS = StagedReading._fields
+VALUE_COLUMNS = ParsedReading._fields[1:]  # what a reading says besides its key (logger, ts)
 
 SETUP = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
@@ -85,11 +82,15 @@ WHERE ({", ".join("r." + c for c in VALUE_COLUMNS)})
 ORDER BY s.msg, s.idx
 """
 
-INSERT_REJECTIONS = """
-INSERT INTO ingest_rejections (received_at, topic, logger_id, reason, detail, payload,
-                               payload_size, payload_sha256, reading_index, dedup_key)
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::bytea[], $7::int[], $8::bytea[], $9::int[], $10::bytea[])
+_REJECTION_TYPES = {
+    "received_at": "timestamptz", "topic": "text", "logger_id": "text", "reason": "text",
+    "detail": "text", "payload": "bytea", "payload_size": "int", "payload_sha256": "bytea",
+    "reading_index": "int", "dedup_key": "bytea",
+}
+INSERT_REJECTIONS = f"""
+INSERT INTO ingest_rejections ({", ".join(RejectionRow._fields)})
+SELECT * FROM unnest({", ".join(f"${i}::{_REJECTION_TYPES[c]}[]"
+                                for i, c in enumerate(RejectionRow._fields, 1))})
 ON CONFLICT (dedup_key) DO NOTHING
 RETURNING reason
 """
@@ -266,14 +267,14 @@ class Writer:
                     result.shipments = {r[0]: r[1] for r in await conn.fetch(ENQUEUE)}
                 if batch.statuses:
                     ids = list(batch.statuses)
-                    await conn.execute(UPDATE_STATUS, ids, [batch.statuses[i][0] for i in ids],
-                                       [batch.statuses[i][1] for i in ids])
+                    await conn.execute(UPDATE_STATUS, ids, [batch.statuses[i].status for i in ids],
+                                       [batch.statuses[i].at for i in ids])
                 if batch.rows:
                     await conn.execute(UPDATE_LOGGERS)
         return result
 
 
-def _conflict_row(sources: list[Source], row: Any) -> tuple[Any, ...]:
+def _conflict_row(sources: list[Source], row: Any) -> RejectionRow:
     """A duplicate key whose values differ from the stored reading: quarantined, never overwritten."""
     src = sources[row["msg"]]
     changed = [
