@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from alerts.rules.model import ProductProfile
+from alerts.rules import ProductProfile
 
 _LABEL = {
     "temperature_high": "Temperature above range",

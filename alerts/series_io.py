@@ -9,7 +9,6 @@ rows are written in bulk by `SeriesWrites.flush`.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,18 +21,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts import metrics
 from alerts.rules import (
+    TEMPERATURE_CRITICAL,
+    TEMPERATURE_HIGH,
+    TEMPERATURE_LOW,
+    ExcursionRecord,
     LoggerState,
     SeriesContext,
     advance,
+    from_us,
     initial_state,
     needs_replay,
+    open_excursions,
     state_from_json,
     state_to_json,
+    to_us,
 )
-from alerts.rules.advance import ExcursionRecord, open_excursions
-from alerts.rules.model import TEMPERATURE_CRITICAL, TEMPERATURE_HIGH, TEMPERATURE_LOW
-from alerts.rules.timeutil import from_us, to_us
-from alerts.store import READING_COLUMNS, to_reading
+from alerts.specs import SAMPLE_COLUMNS, SAMPLE_FIELDS, samples
 from app.core.models import EvaluationCheckpoint, Excursion
 from app.core.models import Reading as ReadingRow
 
@@ -41,9 +44,10 @@ log = logging.getLogger(__name__)
 CHUNK = 5000
 _TEMPERATURE_KINDS = (TEMPERATURE_HIGH, TEMPERATURE_LOW, TEMPERATURE_CRITICAL)
 PAGE = 20_000  # readings per logger per bulk read: bounds memory for long histories
+# The Sample's columns, then the shipment: read by index (a Row's attribute costs 0.6 µs).
+_LOGGER, _SID = SAMPLE_FIELDS.index("logger_id"), len(SAMPLE_FIELDS)
 _NEW_READINGS = text(
-    "SELECT r.logger_id, r.ts, r.temp_c, r.lat, r.lon, r.battery_pct, r.light, r.shock_g, "
-    "r.received_at, v.sid "
+    f"SELECT {', '.join('r.' + name for name in SAMPLE_FIELDS)}, v.sid "
     "FROM unnest(:sids, :lids, :afters) AS v(sid, lid, after) "
     "CROSS JOIN LATERAL (SELECT * FROM readings x WHERE x.shipment_id = v.sid "
     "AND x.logger_id = v.lid AND x.ts > v.after ORDER BY x.ts LIMIT :page) r "
@@ -198,7 +202,7 @@ async def _append(
         }
         rows: dict[tuple[uuid.UUID, str], list[Any]] = {}
         for r in (await session.execute(_NEW_READINGS, params)).all():
-            rows.setdefault((r[9], r[0]), []).append(r)
+            rows.setdefault((r[_SID], r[_LOGGER]), []).append(r)
         more = []
         for job, state in todo:
             key = (job.shipment_id, job.logger_id)
@@ -244,7 +248,7 @@ async def _replay(
     writes: SeriesWrites,
 ) -> LoggerState:
     """Stream the logger's readings after `start` (a replay may cover the whole record)."""
-    stmt = select(*READING_COLUMNS).where(
+    stmt = select(*SAMPLE_COLUMNS).where(
         ReadingRow.shipment_id == job.shipment_id, ReadingRow.logger_id == job.logger_id
     )
     if start.last_us is not None:
@@ -264,11 +268,10 @@ def _fold(
     writes: SeriesWrites,
 ) -> LoggerState:
     """Fold rows into the state; closed excursions and checkpoints go to `writes`."""
-    readings = [to_reading(r) for r in rows if math.isfinite(r[2])]
-    if len(readings) < len(rows):  # ingest refuses these; never let one silence a shipment
-        log.warning("skipped %d non-finite readings of %s", len(rows) - len(readings),
-                    job.logger_id)
-        metrics.ERRORS.labels("non_finite_reading").inc(len(rows) - len(readings))
+    readings, skipped = samples(rows)
+    if skipped:
+        log.warning("skipped %d non-finite readings of %s", skipped, job.logger_id)
+        metrics.ERRORS.labels("non_finite_reading").inc(skipped)
     step = advance(state, readings, job.ctx)
     stats.readings += len(rows)
     writes.excursions.extend(_excursion_row(job.shipment_id, e) for e in step.closed)

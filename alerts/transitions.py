@@ -11,8 +11,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts.messages import alert_message
-from alerts.rules import Escalate, Open, Plan, ProductProfile, Resolve, Update
-from alerts.rules.model import TEMPERATURE_CRITICAL, TEMPERATURE_HIGH, TEMPERATURE_LOW
+from alerts.rules import (
+    TEMPERATURE_CRITICAL,
+    TEMPERATURE_HIGH,
+    TEMPERATURE_LOW,
+    Escalate,
+    Open,
+    Plan,
+    ProductProfile,
+    Resolve,
+    Update,
+)
 from app.core import audit
 from app.core.models import Alert, AlertEvent
 from app.core.security import SYSTEM, Principal

@@ -9,8 +9,8 @@ from typing import Any
 
 from alerts.rules import conditions as cond
 from alerts.rules.advance import hold_due, hold_to
+from alerts.rules.figures import shipment_figures
 from alerts.rules.holdtime import HoldTime, Stop, hold_time, stops, timeline
-from alerts.rules.mkt import mkt_from_sums
 from alerts.rules.model import (
     ALL_KINDS,
     BATTERY_LOW,
@@ -134,6 +134,16 @@ def evaluate(
                 marks.append(now + timedelta(hours=slack))
     next_check = min(m for m in marks if m > now)
     return Evaluation(summary, conditions, new_memo, next_check, stop_list)
+
+
+def judged_states(
+    spec: ShipmentSpec, states: Mapping[str, LoggerState], now: datetime
+) -> list[LoggerState]:
+    """The loggers' states as `evaluate` judges them at `now` (rule 2 by the wall clock: each
+    latest reading held to min(now, its time + max gap), not past delivery); loggers without
+    readings left out. What a report states about the record, so it says what the engine judged."""
+    require_aware(now, "now")
+    return _held(spec, states, now, timeline(spec).delivered_at)[0]
 
 
 def _held(
@@ -271,12 +281,11 @@ def _hold_conditions(
 def _summary(spec: ShipmentSpec, live: list[LoggerState], hold: HoldTime) -> Summary:
     cfg = spec.config
     latest = max(live, key=lambda s: (s.last_us or 0, s.logger_id), default=None)
-    mkts = [mkt_from_sums(s.mkt_terms, s.mkt_weight_s) for s in live]
-    weight = sum(s.mkt_weight_s for s in live)
-    used = max((s.out_us for s in live), default=0) / US
+    figures = shipment_figures(live, spec.product)
+    used = figures.time_out_of_range_s
     breaches = [b for s in live if (b := projected_breach_us(s, spec.product, cfg)) is not None]
     return Summary(
-        reading_count=sum(s.count for s in live),
+        reading_count=figures.reading_count,
         first_reading_at=opt_from_us(
             min((s.first_us for s in live if s.first_us is not None), default=None)
         ),
@@ -284,13 +293,8 @@ def _summary(spec: ShipmentSpec, live: list[LoggerState], hold: HoldTime) -> Sum
         last_temp_c=latest.last_temp if latest else None,
         last_lat=latest.last_lat if latest else None,
         last_lon=latest.last_lon if latest else None,
-        min_c=min((s.min_c for s in live if s.min_c is not None), default=None),
-        max_c=max((s.max_c for s in live if s.max_c is not None), default=None),
-        mean_c=sum(s.temp_weight for s in live) / weight if weight > 0 else None,
-        mkt_c=max((m for m in mkts if m is not None), default=None)
-        if spec.product.mkt_applicable else None,
-        time_out_of_range_s=used,
-        time_unknown_s=max((s.unknown_us for s in live), default=0) / US,
+        min_c=figures.min_c, max_c=figures.max_c, mean_c=figures.mean_c, mkt_c=figures.mkt_c,
+        time_out_of_range_s=used, time_unknown_s=figures.time_unknown_s,
         stability_budget_used_s=used,
         stability_budget_left_s=max(0.0, spec.product.stability_budget_s - used),
         hold_deadline=hold.deadline, expected_arrival=hold.expected_arrival,

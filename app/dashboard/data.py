@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from alerts.rules.model import max_gap_for
+from alerts.rules import max_gap_for
 from app.core.models import Logger, Shipment, ShipmentLogger
 
 # Binary COPY of fixed-width columns: parsed straight into numpy (no per-row Python objects).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.rules.geo import haversine_km
+from alerts.rules import haversine_km
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

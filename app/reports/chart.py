@@ -14,14 +14,13 @@ from reportlab.graphics.shapes import Drawing, Line, Polygon, PolyLine, Rect, St
 from reportlab.lib import colors
 
 from app.dashboard import resample
-from app.reports.data import READING_COLUMNS
+from app.reports.data import RecordReading
 
 MAX_BUCKETS = 600
 LIMIT = colors.HexColor("#1f4e79")
 EXCURSION = colors.Color(0.85, 0.1, 0.1, alpha=0.22)
 GAP = colors.Color(0.5, 0.5, 0.5, alpha=0.3)
 ENVELOPE = colors.Color(0.2, 0.45, 0.8, alpha=0.35)
-_TS, _TEMP = READING_COLUMNS.index("ts"), READING_COLUMNS.index("temp_c")
 
 
 def choose_every(span_s: float, min_interval_s: float) -> str:
@@ -37,20 +36,20 @@ def _us(value: datetime) -> int:
 
 
 def draw(
-    report: dict[str, Any], readings: list[tuple[Any, ...]], width: float, height: float
+    report: dict[str, Any], readings: list[RecordReading], width: float, height: float
 ) -> Drawing:
     d = Drawing(width, height)
     left, bottom, right, top = 42.0, 30.0, width - 8.0, height - 18.0
     start = report["shipment"]["packed_at"]
     end = report["shipment"]["received_at"] or report["report"]["generated_at"]
     if readings:
-        end = max(end, readings[-1][_TS])
+        end = max(end, readings[-1].ts)
     span_s = max((end - start).total_seconds(), 60.0)
     intervals = [lg["reporting_interval_s"] for lg in report["loggers"]] or [60]
     every = choose_every(span_s, float(max(intervals)))
     cols = resample.resample(
-        np.array([_us(r[_TS]) for r in readings], dtype="int64"),
-        np.array([r[_TEMP] for r in readings], dtype="float64"),
+        np.array([_us(r.ts) for r in readings], dtype="int64"),
+        np.array([r.temp_c for r in readings], dtype="float64"),
         every, start_us=_us(start), end_us=_us(end) + 1,
     )
     p = report["product"]

@@ -8,7 +8,7 @@ from typing import Any
 from alerts.rules import run_outs
 from app.dashboard.gaps import Gap, all_gaps
 from app.reports import csv_export
-from app.reports.data import READING_COLUMNS, ReportData
+from app.reports.data import RecordReading, ReportData
 from app.reports.stats import compute
 
 WITHIN = "within specification"
@@ -32,7 +32,7 @@ def record_end(d: ReportData) -> datetime:
 def data_gaps(d: ReportData) -> tuple[list[Gap], list[Gap]]:
     series: dict[str, list[float]] = {lg["logger_id"]: [] for lg in d.loggers}
     for r in d.readings:
-        series.setdefault(r[0], []).append(r[1].timestamp())
+        series.setdefault(r.logger_id, []).append(r.ts.timestamp())
     max_gap = {lg["logger_id"]: lg["max_gap_s"] for lg in d.loggers}
     for lid in series:
         max_gap.setdefault(lid, 900.0)
@@ -104,7 +104,7 @@ def verdict(
 
 def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any]:
     s, p, pk = d.shipment, d.product, d.packaging
-    stats = compute(d.readings, d.loggers, d.product, d.lane)
+    stats = compute(d.readings, d.spec, d.generated_at)
     per_logger, common = data_gaps(d)
     # Unknown time as the shipment saw it (no logger had a value), up to the end of the record.
     stats["time_unknown_s"] = sum(g.duration_s for g in common)
@@ -155,8 +155,8 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
     }
 
 
-def reading_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(READING_COLUMNS, row, strict=True))
+def reading_dict(row: RecordReading) -> dict[str, Any]:
+    out = row._asdict()
     if out["payload_sha256"] is not None:
         out["payload_sha256"] = bytes(out["payload_sha256"]).hex()
     return out

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from app.reports.data import READING_COLUMNS
+from app.reports.data import READING_COLUMNS, RecordReading
 
 
 def _cell(value: Any) -> str:
@@ -56,14 +56,14 @@ _PARSERS: dict[str, Any] = {
 }
 
 
-def parse(text: str) -> list[tuple[Any, ...]]:
+def parse(text: str) -> list[RecordReading]:
     """The inverse of `render` (used by tests and by anyone re-importing a record)."""
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
     if tuple(header) != READING_COLUMNS:
         raise ValueError(f"unexpected columns: {header}")
     return [
-        tuple(None if cell == "" else _PARSERS[col](cell) for col, cell in zip(header, row,
-                                                                                strict=True))
+        RecordReading._make(None if cell == "" else _PARSERS[col](cell)
+                            for col, cell in zip(header, row, strict=True))
         for row in reader
     ]

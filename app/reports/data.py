@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
-from alerts.rules.model import max_gap_for
+from alerts.rules import EvalConfig, ShipmentSpec
+from alerts.specs import lane_spec, shipment_spec
 from app.core.errors import NotFound
 from app.core.models import (
     Alert,
@@ -29,10 +31,26 @@ from app.core.models import (
 )
 from app.services.reference import get_lane, snapshot
 
-READING_COLUMNS = (
-    "logger_id", "ts", "temp_c", "lat", "lon", "battery_pct", "light", "shock_g", "humidity_pct",
-    "ln2_level_pct", "seq", "received_at", "payload_sha256",
-)
+
+class RecordReading(NamedTuple):
+    """One line of the report's reading record: the CSV export's columns, in its order."""
+
+    logger_id: str
+    ts: datetime
+    temp_c: float
+    lat: float | None
+    lon: float | None
+    battery_pct: float | None
+    light: bool | None
+    shock_g: float | None
+    humidity_pct: float | None
+    ln2_level_pct: float | None
+    seq: int | None
+    received_at: datetime
+    payload_sha256: bytes
+
+
+READING_COLUMNS = RecordReading._fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +66,11 @@ class ReportData:
     loggers: list[dict[str, Any]]
     events: list[dict[str, Any]]  # the custody chain (corrected events carry their correction)
     voided_events: list[dict[str, Any]]  # taken out of the chain by a coordinator's correction
-    readings: list[tuple[Any, ...]]  # READING_COLUMNS, in (ts, logger_id) order
+    readings: list[RecordReading]  # in (ts, logger_id) order
     excursions: list[dict[str, Any]]
     alerts: list[dict[str, Any]]  # each with its "events" (transitions, comments)
     state: dict[str, Any] | None
+    spec: ShipmentSpec  # what the engine judges (alerts/specs.py): the statistics use it
 
 
 def _plain(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -80,22 +99,31 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
     destination = await session.get(Site, shipment.destination_site_id)
     assert product is not None and packaging is not None
     assert origin is not None and destination is not None
-    loggers = [
-        {"logger_id": sl.logger_id, "reporting_interval_s": lg.reporting_interval_s,
-         "max_gap_s": max_gap_for(lg.reporting_interval_s, shipment.max_gap_s),
-         "assigned_from": sl.assigned_from, "assigned_until": sl.assigned_until}
-        for sl, lg in (await session.execute(
-            select(ShipmentLogger, Logger).join(Logger, Logger.id == ShipmentLogger.logger_id)
-            .where(ShipmentLogger.shipment_id == shipment.id).order_by(ShipmentLogger.logger_id)
-        )).all()
-    ]
+    assigned = (await session.execute(
+        select(ShipmentLogger, Logger).join(Logger, Logger.id == ShipmentLogger.logger_id)
+        .where(ShipmentLogger.shipment_id == shipment.id).order_by(ShipmentLogger.logger_id)
+    )).all()
     recorded = (await session.scalars(
         select(ShipmentEvent).where(ShipmentEvent.shipment_id == shipment.id)
         .order_by(ShipmentEvent.at, ShipmentEvent.recorded_at)
     )).all()
-    reroute_lanes = {
-        row.id: _plain(row) for row in (await session.scalars(select(Lane).where(
-            Lane.id.in_({e.lane_id for e in recorded if e.lane_id is not None})))).all()}
+    rerouted = {row.id: row for row in (await session.scalars(
+        select(Lane).options(selectinload(Lane.waypoints))
+        .where(Lane.id.in_({e.lane_id for e in recorded if e.lane_id is not None})))).all()}
+    reroute_lanes = {lane_id: _plain(row) for lane_id, row in rerouted.items()}
+    spec = shipment_spec(
+        shipment, product, packaging.qualified_hold_h,
+        {lane_id: lane_spec(row, row.waypoints) for lane_id, row in {**rerouted, lane.id: lane}.items()},
+        {lg.id: lg for _, lg in assigned}.values(), [e for e in recorded if e.voided_at is None],
+        EvalConfig(),
+    )
+    gaps = dict(spec.max_gap_s)
+    loggers = [
+        {"logger_id": sl.logger_id, "reporting_interval_s": lg.reporting_interval_s,
+         "max_gap_s": gaps[sl.logger_id],
+         "assigned_from": sl.assigned_from, "assigned_until": sl.assigned_until}
+        for sl, lg in assigned
+    ]
     readings = (await session.execute(
         select(*(getattr(Reading, c) for c in READING_COLUMNS))
         .where(Reading.shipment_id == shipment.id).order_by(Reading.ts, Reading.logger_id)
@@ -129,9 +157,10 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
         loggers=loggers,
         events=[_plain(e, ("shipment_id",)) for e in recorded if e.voided_at is None],
         voided_events=[_plain(e, ("shipment_id",)) for e in recorded if e.voided_at is not None],
-        readings=[tuple(r) for r in readings],
+        readings=[RecordReading._make(r) for r in readings],
         excursions=[_plain(e, ("shipment_id",)) for e in excursions],
         alerts=[{**_plain(a, ("shipment_id",)), "events": transitions.get(a.id, [])}
                 for a in alerts],
         state=_plain(state, ("engine_state", "shipment_id")) if state is not None else None,
+        spec=spec,
     )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from app.reports.data import READING_COLUMNS, ReportData
+from app.reports.data import RecordReading, ReportData
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 MEDIA_TYPE = "application/ld+json"
@@ -32,7 +32,6 @@ CUSTODY = {
     "rerouted": ("transporting", None),
 }
 RELEASE = {"released": "conformant", "rejected": "non_conformant"}
-_IDX = {name: i for i, name in enumerate(READING_COLUMNS)}
 
 
 def _time(value: datetime) -> str:
@@ -62,36 +61,32 @@ def _object_event(
     return event
 
 
-def _sensor_element(row: tuple[Any, ...], device: str) -> dict[str, Any]:
-    reports: list[dict[str, Any]] = [
-        {"type": "gs1:Temperature", "value": row[_IDX["temp_c"]], "uom": "CEL"}
-    ]
-    if row[_IDX["humidity_pct"]] is not None:
-        reports.append({"type": "gs1:RelativeHumidity", "value": row[_IDX["humidity_pct"]],
-                        "uom": "P1"})
+def _sensor_element(row: RecordReading, device: str) -> dict[str, Any]:
+    reports: list[dict[str, Any]] = [{"type": "gs1:Temperature", "value": row.temp_c, "uom": "CEL"}]
+    if row.humidity_pct is not None:
+        reports.append({"type": "gs1:RelativeHumidity", "value": row.humidity_pct, "uom": "P1"})
     return {
-        "sensorMetadata": {"time": _time(row[_IDX["ts"]]), "deviceID": device},
+        "sensorMetadata": {"time": _time(row.ts), "deviceID": device},
         "sensorReport": reports,
     }
 
 
 def _sensor_events(d: ReportData, epc: str, base: str) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, datetime], list[tuple[Any, ...]]] = {}
+    groups: dict[tuple[str, datetime], list[RecordReading]] = {}
     for row in d.readings:
-        hour = row[_IDX["ts"]].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        groups.setdefault((row[0], hour), []).append(row)
+        hour = row.ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        groups.setdefault((row.logger_id, hour), []).append(row)
     events = []
     for (logger_id, hour), rows in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         device = f"{base}loggers/{quote(logger_id, safe='')}"
         last = rows[-1]
         extra: dict[str, Any] = {}
-        located = [r for r in rows if r[_IDX["lat"]] is not None and r[_IDX["lon"]] is not None]
+        located = [r for r in rows if r.lat is not None and r.lon is not None]
         if located:
-            extra["readPoint"] = {"id": f"geo:{located[-1][_IDX['lat']]},"
-                                        f"{located[-1][_IDX['lon']]}"}
+            extra["readPoint"] = {"id": f"geo:{located[-1].lat},{located[-1].lon}"}
         extra["sensorElementList"] = [_sensor_element(r, device) for r in rows]
         events.append(_object_event(
-            epc, last[_IDX["ts"]], "sensor_reporting", None, (d.shipment["id"], logger_id, hour),
+            epc, last.ts, "sensor_reporting", None, (d.shipment["id"], logger_id, hour),
             **extra,
         ))
     return events

@@ -28,6 +28,7 @@ from reportlab.platypus import (
 
 from app.reports import chart
 from app.reports.content import WITHIN
+from app.reports.data import RecordReading
 
 SECTIONS = ("Summary", "Temperature chart", "Custody chain", "Excursions and alerts",
             "Data gaps", "Reading record")
@@ -81,7 +82,7 @@ class Section(Flowable):
 class ReadingPage(Flowable):
     """One page of the reading record, drawn straight on the canvas (fast for long records)."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], first_index: int) -> None:
+    def __init__(self, rows: list[RecordReading], first_index: int) -> None:
         super().__init__()
         self.rows, self.first_index = rows, first_index
 
@@ -106,9 +107,9 @@ class ReadingPage(Flowable):
                 yy = top - (i + 1) * 11
                 n = self.first_index + b * ROWS_PER_BLOCK + i + 1
                 c.drawString(x0, yy, str(n))
-                c.drawString(x0 + 22, yy, row[1].astimezone(UTC).strftime("%m-%d %H:%M:%S"))
-                c.drawString(x0 + 100, yy, str(row[0])[:14])
-                c.drawRightString(x0 + block_w - 8, yy, f"{row[2]:.2f}")
+                c.drawString(x0 + 22, yy, row.ts.astimezone(UTC).strftime("%m-%d %H:%M:%S"))
+                c.drawString(x0 + 100, yy, str(row.logger_id)[:14])
+                c.drawRightString(x0 + block_w - 8, yy, f"{row.temp_c:.2f}")
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> Table:
@@ -244,7 +245,7 @@ def _gaps(r: dict[str, Any]) -> list[Flowable]:
     return flow
 
 
-def render(report: dict[str, Any], readings: list[tuple[Any, ...]]) -> bytes:
+def render(report: dict[str, Any], readings: list[RecordReading]) -> bytes:
     buffer = io.BytesIO()
     reference = str(report["shipment"]["reference"])
 

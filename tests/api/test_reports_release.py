@@ -16,10 +16,14 @@ import jsonschema
 import pypdf
 import pytest
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from alerts import worker
+from alerts.rules import EvalConfig
 from app.cli import report as report_cli
-from app.core.models import Alert, AlertEvent, Reading
+from app.core.db import make_sessionmaker
+from app.core.handoff import enqueue_evaluation
+from app.core.models import Alert, AlertEvent, Reading, utcnow
 from app.core.settings import Settings
 from app.reports import csv_export
 from app.reports.data import READING_COLUMNS
@@ -111,8 +115,10 @@ async def test_clean_shipment_is_within_specification_and_mkt_follows_usp(
 ) -> None:
     shipment = await f.shipment_setup(client, reference="SHP-MKT")
     sid = shipment["id"]
-    # 5 °C and 15 °C each held 10 minutes (max gap 15 min): MKT ≈ 11.39 °C, not 10.
+    # 5 °C and 15 °C each held 10 minutes (max gap 15 min), the last reading at delivery so it
+    # holds no further: MKT ≈ 11.39 °C, not 10.
     await w.add_readings(db, sid, "LOG-1", w.minutes(T0, [5.0, 15.0, 5.0], 600))
+    await _delivered(client, sid, hours=20 / 60)
     stats = (await _report(client, sid, "json")).json()["statistics"]
     assert math.isclose(stats["mkt_c"], 11.39, abs_tol=0.01)
     assert math.isclose(stats["mean_c"], 10.0)
@@ -122,6 +128,25 @@ async def test_clean_shipment_is_within_specification_and_mkt_follows_usp(
     ok = (await _report(client, clean["id"], "json")).json()
     assert ok["verdict"] == {"line": "within specification", "within_specification": True,
                              "reasons": []}
+
+
+async def test_the_report_states_what_the_engine_judged(
+    client: httpx.AsyncClient, db: AsyncSession, engine: AsyncEngine,
+) -> None:
+    """One spec, one set of samples, one judgement: the report's figures are the engine's, the
+    latest reading held by rule 2 included (5 °C 10 + 15 min, 15 °C 10 min: MKT ≈ 9.21 °C)."""
+    sid = (await f.shipment_setup(client, reference="SHP-SAME"))["id"]
+    await w.add_readings(db, sid, "LOG-1", w.minutes(T0, [5.0, 15.0, 5.0], 600))
+    async with make_sessionmaker(engine)() as session, session.begin():
+        await enqueue_evaluation(session, uuid.UUID(sid), T0)
+    assert await worker.run_cycle(make_sessionmaker(engine), EvalConfig(), utcnow, sweep=False) == 1
+    judged = (await client.get(f"/api/v1/shipments/{sid}")).json()
+    stats = (await _report(client, sid, "json")).json()["statistics"]
+    for name in ("reading_count", "min_c", "max_c", "mkt_c", "time_out_of_range_s",
+                 "stability_budget_used_s"):
+        assert stats[name] == judged[name], name
+    assert math.isclose(stats["mkt_c"], 9.21, abs_tol=0.01)
+    assert stats["time_out_of_range_s"] == 600.0  # 15 °C held until the next reading
 
 
 async def test_csv_round_trips_exactly_to_the_stored_readings(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import alerts.rules
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "ingest", "alerts", "simulators")
 CORE = ("app/core/",)
@@ -149,3 +151,20 @@ def test_pure_rules_import_only_the_standard_library(path: Path) -> None:
         if name.split(".")[0] not in sys.stdlib_module_names and not name.startswith("alerts.rules")
     }
     assert foreign == set(), f"{path.name} imports {foreign}"
+
+
+def test_the_rules_are_used_through_their_public_api() -> None:
+    """`alerts.rules` (its __init__) is the API; its modules are its own business."""
+    offenders = sorted(
+        f"{_rel(p)} imports {name}" for p in _sources(*PACKAGES)
+        if not _rel(p).startswith("alerts/rules/")
+        for name in _imports(p)
+        if name.startswith("alerts.rules.") and name.removeprefix("alerts.rules.")
+        not in _public_names()
+    )
+    assert offenders == []
+
+
+def _public_names() -> set[str]:
+    """What `from alerts.rules import X` may name (X then shows as `alerts.rules.X` above)."""
+    return set(alerts.rules.__all__)
