@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import httpcore
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerts.webhooks import retry, signing, store
 from alerts.webhooks.metrics import (
@@ -38,6 +39,7 @@ from app.core.waiting import wait_any
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+SessionFactory = async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +197,22 @@ async def _attempt(
 
 
 async def _deliver_group(
-    session_factory: store.SessionFactory, client: httpx.AsyncClient, claims: list[store.Claim],
+    session_factory: SessionFactory, client: httpx.AsyncClient, claims: list[store.Claim],
     clock: Clock, config: DeliveryConfig, limits: Limits, jitter: Callable[[], float],
 ) -> None:
     outcomes = await asyncio.gather(*(_attempt(client, c, clock, config, limits) for c in claims))
-    for final in await store.record(session_factory, outcomes, jitter):
+    # Two units of work: the attempts (delivery rows), then endpoint health (subscription rows).
+    async with session_factory() as session, session.begin():
+        finals = await store.record(session, outcomes, jitter)
+    for final in finals:
         DELIVERIES.labels(final).inc()
-    disabled = await store.update_health(session_factory, outcomes, clock())
+    async with session_factory() as session, session.begin():
+        disabled = await store.update_health(session, outcomes, clock())
     ENDPOINTS_DISABLED.inc(len(disabled))
 
 
 async def _deliver_due(
-    session_factory: store.SessionFactory, client: httpx.AsyncClient, now: datetime, *,
+    session_factory: SessionFactory, client: httpx.AsyncClient, now: datetime, *,
     config: DeliveryConfig | None = None, limits: Limits | None = None,
     jitter: Callable[[], float] = random.random,
 ) -> int:
@@ -224,10 +230,11 @@ async def _deliver_due(
     if not limits.has_room:
         return 0
     try:
-        claims = await store.claim(
-            session_factory, now, per_subscription=limits.per_claim, accept=accept,
-            lease=config.lease, skip=limits.full_subscriptions(),
-        )
+        async with session_factory() as session, session.begin():  # the lease, committed
+            claims = await store.claim(
+                session, now, per_subscription=limits.per_claim, accept=accept,
+                lease=config.lease, skip=limits.full_subscriptions(),
+            )
         if not claims:
             return 0
         started = time.perf_counter()
@@ -253,7 +260,7 @@ async def _deliver_due(
 
 
 async def _cycle_loop(
-    session_factory: store.SessionFactory, client: httpx.AsyncClient, now: Clock,
+    session_factory: SessionFactory, client: httpx.AsyncClient, now: Clock,
     config: DeliveryConfig, limits: Limits, wake: asyncio.Event, stop: asyncio.Event,
 ) -> None:
     while not stop.is_set():
@@ -272,11 +279,12 @@ async def _cycle_loop(
 
 
 async def _stats_loop(
-    session_factory: store.SessionFactory, now: Clock, config: DeliveryConfig, stop: asyncio.Event
+    session_factory: SessionFactory, now: Clock, config: DeliveryConfig, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         try:
-            depth, oldest = await store.queue_stats(session_factory, now())
+            async with session_factory() as session:
+                depth, oldest = await store.queue_stats(session, now())
             QUEUE_DEPTH.set(depth)
             OLDEST_PENDING_AGE.set(oldest)
         except Exception:  # metrics must not stop delivery

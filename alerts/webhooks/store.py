@@ -1,4 +1,8 @@
-"""Webhook outbox persistence: claim due rows (SKIP LOCKED, leased), record attempts, endpoint health."""
+"""Webhook outbox persistence: claim due rows (SKIP LOCKED, leased), record attempts, endpoint health.
+
+Every function takes the caller's session and never commits: the delivery loop (delivery.py) opens
+the transaction around each unit of work and commits it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts.webhooks import retry
 from app.core import audit
@@ -17,7 +21,6 @@ from app.core.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.core.security import SYSTEM
 
 log = logging.getLogger(__name__)
-SessionFactory = async_sessionmaker[AsyncSession]
 
 # Due rows of each enabled subscription, oldest first, skipping rows another worker holds, rows in
 # flight (leased), and rows whose alert still has an earlier event pending for that subscription.
@@ -91,90 +94,89 @@ def signing_secrets(
 
 
 async def claim(
-    session_factory: SessionFactory, now: datetime, *, per_subscription: int,
+    session: AsyncSession, now: datetime, *, per_subscription: int,
     accept: Callable[[uuid.UUID, str], bool], lease: timedelta,
     skip: Sequence[uuid.UUID] = (),
 ) -> list[Claim]:
     """Lease due rows (none of the `skip` subscriptions'); `accept(subscription_id, url)`, synchronous,
-    decides row by row whether this worker has room."""
+    decides row by row whether this worker has room. The rows stay locked until the caller
+    commits: commit at once, before sending anything."""
     token = uuid.uuid4()
-    async with session_factory() as session, session.begin():
-        # JIT compiling costs ~150 ms here whenever the planner overestimates; never worth it.
-        await session.execute(text("SET LOCAL jit = off"))
-        rows = (await session.execute(
-            _CLAIM, {"now": now, "per_subscription": per_subscription, "skip": list(skip)}
-        )).all()
-        chosen = [
-            Claim(
-                r.id, r.subscription_id, r.url, r.webhook_id, bytes(r.body),
-                signing_secrets(r.secret, r.previous_secret, r.previous_secret_expires_at, now), token,
-                r.failing,
+    # JIT compiling costs ~150 ms here whenever the planner overestimates; never worth it.
+    await session.execute(text("SET LOCAL jit = off"))
+    rows = (await session.execute(
+        _CLAIM, {"now": now, "per_subscription": per_subscription, "skip": list(skip)}
+    )).all()
+    chosen = [
+        Claim(
+            r.id, r.subscription_id, r.url, r.webhook_id, bytes(r.body),
+            signing_secrets(r.secret, r.previous_secret, r.previous_secret_expires_at, now), token,
+            r.failing,
+        )
+        for r in rows if accept(r.subscription_id, r.url)
+    ]
+    if chosen:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([c.id for c in chosen]))
+            .values(
+                attempts=WebhookDelivery.attempts + 1, leased_until=now + lease,
+                lease_token=token, last_attempt_at=now,
+                # The retry window opens at the first attempt, however late the worker came.
+                scheduled_at=case(
+                    (WebhookDelivery.attempts == 0, now), else_=WebhookDelivery.scheduled_at
+                ),
             )
-            for r in rows if accept(r.subscription_id, r.url)
-        ]
-        if chosen:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_([c.id for c in chosen]))
-                .values(
-                    attempts=WebhookDelivery.attempts + 1, leased_until=now + lease,
-                    lease_token=token, last_attempt_at=now,
-                    # The retry window opens at the first attempt, however late the worker came.
-                    scheduled_at=case(
-                        (WebhookDelivery.attempts == 0, now), else_=WebhookDelivery.scheduled_at
-                    ),
-                )
-                .execution_options(synchronize_session=False)
-            )
+            .execution_options(synchronize_session=False)
+        )
     return chosen
 
 
 async def record(
-    session_factory: SessionFactory, outcomes: Sequence[Outcome], jitter: Callable[[], float]
+    session: AsyncSession, outcomes: Sequence[Outcome], jitter: Callable[[], float]
 ) -> list[str]:
     """Log every attempt and move each row on: delivered, retry later, or failed. Final states out."""
     finals: list[str] = []
-    async with session_factory() as session, session.begin():
-        ids = sorted({o.claim.id for o in outcomes})
-        current = {
-            r.id: r for r in await session.execute(
-                select(WebhookDelivery.id, WebhookDelivery.lease_token, WebhookDelivery.attempts,
-                       WebhookDelivery.scheduled_at, WebhookDelivery.delivered_at)
-                .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id).with_for_update()
-            )
-        }
-        attempts, changes = [], []
-        for o in outcomes:
-            row = current.get(o.claim.id)
-            if row is None:  # its subscription was deleted meanwhile
-                continue
-            attempts.append({
-                "delivery_id": row.id, "attempted_at": o.attempted_at, "status_code": o.status_code,
-                "duration_s": o.duration_s, "error": o.error,
-            })
-            if row.lease_token != o.claim.token:  # lease lost: another worker owns the row now
-                continue
-            next_at = None if o.ok else retry.next_attempt_at(
-                failures=row.attempts, scheduled_at=row.scheduled_at, failed_at=o.finished_at,
-                jitter=jitter(),
-            )
-            state = "delivered" if o.ok else ("pending" if next_at else "failed")
-            if state != "pending":
-                finals.append(state)
-            changes.append({
-                "id": row.id, "state": state, "next_attempt_at": next_at or o.finished_at,
-                "delivered_at": o.finished_at if o.ok else row.delivered_at, "leased_until": None,
-                "lease_token": None, "last_status_code": o.status_code, "last_error": o.error,
-            })
-        if attempts:
-            await session.execute(insert(WebhookAttempt), attempts)
-        if changes:
-            await session.execute(update(WebhookDelivery), changes)
+    ids = sorted({o.claim.id for o in outcomes})
+    current = {
+        r.id: r for r in await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.lease_token, WebhookDelivery.attempts,
+                   WebhookDelivery.scheduled_at, WebhookDelivery.delivered_at)
+            .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id).with_for_update()
+        )
+    }
+    attempts, changes = [], []
+    for o in outcomes:
+        row = current.get(o.claim.id)
+        if row is None:  # its subscription was deleted meanwhile
+            continue
+        attempts.append({
+            "delivery_id": row.id, "attempted_at": o.attempted_at, "status_code": o.status_code,
+            "duration_s": o.duration_s, "error": o.error,
+        })
+        if row.lease_token != o.claim.token:  # lease lost: another worker owns the row now
+            continue
+        next_at = None if o.ok else retry.next_attempt_at(
+            failures=row.attempts, scheduled_at=row.scheduled_at, failed_at=o.finished_at,
+            jitter=jitter(),
+        )
+        state = "delivered" if o.ok else ("pending" if next_at else "failed")
+        if state != "pending":
+            finals.append(state)
+        changes.append({
+            "id": row.id, "state": state, "next_attempt_at": next_at or o.finished_at,
+            "delivered_at": o.finished_at if o.ok else row.delivered_at, "leased_until": None,
+            "lease_token": None, "last_status_code": o.status_code, "last_error": o.error,
+        })
+    if attempts:
+        await session.execute(insert(WebhookAttempt), attempts)
+    if changes:
+        await session.execute(update(WebhookDelivery), changes)
     return finals
 
 
 async def update_health(
-    session_factory: SessionFactory, outcomes: Sequence[Outcome], now: datetime
+    session: AsyncSession, outcomes: Sequence[Outcome], now: datetime
 ) -> list[uuid.UUID]:
     """Track each endpoint's failure streak; disable (and audit) one failing for too long."""
     by_sub: dict[uuid.UUID, list[Outcome]] = {}
@@ -182,54 +184,52 @@ async def update_health(
         by_sub.setdefault(o.claim.subscription_id, []).append(o)
     disabled: list[uuid.UUID] = []
     subs = WebhookSubscription
-    async with session_factory() as session, session.begin():
-        for sub_id in sorted(by_sub):  # a fixed lock order between concurrent workers
-            results = by_sub[sub_id]
-            if all(o.ok and not o.claim.failing for o in results):
-                continue  # healthy and still healthy: nothing to write
-            if any(o.ok for o in results):
-                await session.execute(
-                    update(subs).where(subs.id == sub_id)
-                    .where((subs.failing_since.is_not(None)) | (subs.consecutive_failures != 0))
-                    .values(failing_since=None, consecutive_failures=0)
-                )
-                continue
-            first = min(o.attempted_at for o in results)
-            row = (await session.execute(
-                update(subs).where(subs.id == sub_id)
-                .values(failing_since=func.coalesce(subs.failing_since, first),
-                        consecutive_failures=subs.consecutive_failures + len(results))
-                .returning(subs.enabled, subs.failing_since, subs.consecutive_failures, subs.url)
-            )).one_or_none()
-            if row is None or not row.enabled or not retry.should_disable(
-                failing_since=row.failing_since, consecutive_failures=row.consecutive_failures,
-                now=now,
-            ):
-                continue
-            reason = (
-                f"disabled automatically: every attempt failed since {row.failing_since.isoformat()} "
-                f"({row.consecutive_failures} in a row; last: {results[-1].error})"
-            )
+    for sub_id in sorted(by_sub):  # a fixed lock order between concurrent workers
+        results = by_sub[sub_id]
+        if all(o.ok and not o.claim.failing for o in results):
+            continue  # healthy and still healthy: nothing to write
+        if any(o.ok for o in results):
             await session.execute(
                 update(subs).where(subs.id == sub_id)
-                .values(enabled=False, disabled_at=now, disabled_reason=reason)
+                .where((subs.failing_since.is_not(None)) | (subs.consecutive_failures != 0))
+                .values(failing_since=None, consecutive_failures=0)
             )
-            await audit.record(
-                session, SYSTEM, action="auto_disable", entity_type="webhook_subscription",
-                entity_id=sub_id, before={"enabled": True},
-                after={"enabled": False, "disabled_reason": reason}, reason=reason,
-            )
-            log.warning("webhook subscription %s (%s) %s", sub_id, row.url, reason)
-            disabled.append(sub_id)
+            continue
+        first = min(o.attempted_at for o in results)
+        row = (await session.execute(
+            update(subs).where(subs.id == sub_id)
+            .values(failing_since=func.coalesce(subs.failing_since, first),
+                    consecutive_failures=subs.consecutive_failures + len(results))
+            .returning(subs.enabled, subs.failing_since, subs.consecutive_failures, subs.url)
+        )).one_or_none()
+        if row is None or not row.enabled or not retry.should_disable(
+            failing_since=row.failing_since, consecutive_failures=row.consecutive_failures,
+            now=now,
+        ):
+            continue
+        reason = (
+            f"disabled automatically: every attempt failed since {row.failing_since.isoformat()} "
+            f"({row.consecutive_failures} in a row; last: {results[-1].error})"
+        )
+        await session.execute(
+            update(subs).where(subs.id == sub_id)
+            .values(enabled=False, disabled_at=now, disabled_reason=reason)
+        )
+        await audit.record(
+            session, SYSTEM, action="auto_disable", entity_type="webhook_subscription",
+            entity_id=sub_id, before={"enabled": True},
+            after={"enabled": False, "disabled_reason": reason}, reason=reason,
+        )
+        log.warning("webhook subscription %s (%s) %s", sub_id, row.url, reason)
+        disabled.append(sub_id)
     return disabled
 
 
-async def queue_stats(session_factory: SessionFactory, now: datetime) -> tuple[int, float]:
+async def queue_stats(session: AsyncSession, now: datetime) -> tuple[int, float]:
     """Pending deliveries of enabled subscriptions, and the age in seconds of the oldest."""
-    async with session_factory() as session:
-        depth, oldest = (await session.execute(
-            select(func.count(), func.min(WebhookDelivery.created_at))
-            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-            .where(WebhookDelivery.state == "pending", WebhookSubscription.enabled.is_(True))
-        )).one()
+    depth, oldest = (await session.execute(
+        select(func.count(), func.min(WebhookDelivery.created_at))
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(WebhookDelivery.state == "pending", WebhookSubscription.enabled.is_(True))
+    )).one()
     return int(depth), max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

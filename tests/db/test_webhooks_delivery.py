@@ -264,11 +264,12 @@ async def test_queue_statistics(
     ship, _ = await _setup(client, receiver)
     await open_alert(db, ship["id"])
     await open_alert(db, ship["id"], kind="shock")
-    factory = make_sessionmaker(engine)
-    depth, age = await delivery_store.queue_stats(factory, datetime.now(UTC) + timedelta(minutes=1))
+    async with make_sessionmaker(engine)() as session:
+        depth, age = await delivery_store.queue_stats(session, datetime.now(UTC) + timedelta(minutes=1))
     assert depth == 2 and 60 <= age < 120
     await deliver(engine)
-    assert await delivery_store.queue_stats(factory, datetime.now(UTC)) == (0, 0.0)
+    async with make_sessionmaker(engine)() as session:
+        assert await delivery_store.queue_stats(session, datetime.now(UTC)) == (0, 0.0)
 
 
 async def test_a_deleted_subscription_keeps_its_deliveries_attempts_and_audit(
