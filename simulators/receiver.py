@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -145,8 +144,8 @@ class Receiver:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            action = self.script.popleft() if self.script else OK
-            await self._record(headers, body, path, action)
+            action = await self._record(
+                headers, body, path, self.script.popleft() if self.script else OK)
             if action == CLOSE:
                 return False
             if action == STALL:
@@ -162,13 +161,15 @@ class Receiver:
         finally:
             self.in_flight -= 1
 
-    async def _record(self, headers: dict[str, str], body: bytes, path: str, action: str) -> None:
+    async def _record(self, headers: dict[str, str], body: bytes, path: str, action: str) -> str:
+        """Keep the request; the action it gets (a receiver with secrets refuses what it cannot
+        verify: 401)."""
         try:
             verified = any(verify_signature(s, headers, body) for s in self.secrets)
             timestamp = int(headers["webhook-timestamp"])
         except (KeyError, ValueError):
             verified, timestamp = False, 0
-        if not verified and action.startswith("2"):
+        if self.secrets and not verified and action.startswith("2"):
             action = "401"  # a site rejects what it cannot verify
         received = Received(
             headers.get("webhook-id", ""), timestamp, headers.get("webhook-signature", ""), body,
@@ -179,31 +180,5 @@ class Receiver:
             self._delivered.setdefault(received.webhook_id, received)
         async with self._changed:
             self._changed.notify_all()
+        return action
 
-
-async def _serve(args: argparse.Namespace) -> None:
-    receiver = Receiver(args.secret, port=args.port)
-    receiver.fail_next(*(["500"] * args.fail_first))
-    async with receiver:
-        print(f"receiving webhooks at {receiver.url()}", flush=True)
-        seen = 0
-        while True:
-            await receiver.wait_requests(seen + 1, within_s=10**9)
-            for r in receiver.requests[seen:]:
-                print(f"{r.action} {r.webhook_id} verified={r.verified} {r.body.decode()[:200]}",
-                      flush=True)
-            seen = len(receiver.requests)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m simulators.receiver --port 9000 --secret whsec_…` prints each event it gets."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--secret", action="append", default=[], help="whsec_… (repeatable)")
-    parser.add_argument("--fail-first", type=int, default=0, help="answer 500 to the first N")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

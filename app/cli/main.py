@@ -11,13 +11,17 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from app.cli import audit
+from app.cli import audit, receiver, report, simulate
 from app.core.settings import Settings, get_settings
 from app.runtime import RoleUnavailable, ServersUnavailable, resolved, run_roles
+from simulators import demo as seeding
 
 cli = typer.Typer(help="Cold-chain shipment monitoring service.", no_args_is_help=True,
                   add_completion=False)
 cli.add_typer(audit.cli, name="audit")
+cli.add_typer(simulate.cli, name="simulate")
+cli.command()(receiver.receiver)
+cli.command()(report.report)
 
 Host = Annotated[str | None, typer.Option(help="API bind address (default 127.0.0.1)")]
 Port = Annotated[int | None, typer.Option(help="API port (default 8000)")]
@@ -94,15 +98,10 @@ def demo(host: Host = None, port: Port = None) -> None:
     settings = _settings(host, port)
     if not settings.admin_api_key:
         settings = settings.model_copy(update={"admin_api_key": "demo-" + secrets.token_urlsafe(32)})
-    try:
-        from simulators import demo as demo_mod
-    except ImportError as exc:
-        typer.echo(f"error: the demo needs the simulators package ({exc})", err=True)
-        raise typer.Exit(2) from exc
     with resolved(settings) as live:
         _migrate(live)
-        asyncio.run(demo_mod.seed(live))
-        keys = asyncio.run(demo_mod.role_keys(live))
+        asyncio.run(seeding.seed(live))
+        keys = asyncio.run(seeding.role_keys(live))
         typer.echo(
             f"\n  Dashboard:  http://{live.host}:{live.port}/\n"
             f"  API docs:   http://{live.host}:{live.port}/docs\n"
@@ -112,34 +111,7 @@ def demo(host: Host = None, port: Port = None) -> None:
             f"  Database:   {live.database_url}\n  Broker:     {live.mqtt_url}\n"
             "  Ctrl-C stops everything.\n"
         )
-        asyncio.run(run_roles(live, ["api", "ingest", "alerts"], extra=[demo_mod.run_fleet]))
-
-
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "help_option_names": []})  # --help goes to app.cli.simulate
-def simulate(ctx: typer.Context) -> None:
-    """Simulated loggers: `--list`, `SCENARIO [--speed X | --backfill]`, `fleet --loggers N …`."""
-    try:
-        from app.cli import simulate as sim_cli
-    except ImportError as exc:
-        typer.echo(f"error: simulators are not available yet ({exc})", err=True)
-        raise typer.Exit(2) from exc
-    raise typer.Exit(sim_cli.main(list(ctx.args), get_settings()))
-
-
-@cli.command()
-def report(
-    shipment: Annotated[str, typer.Argument(help="shipment id or reference")],
-    format: Annotated[str, typer.Option("--format", help="json, csv, pdf or epcis")] = "json",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="file to write")] = None,
-) -> None:
-    """The release report of one shipment."""
-    try:
-        from app.cli import report as report_cli
-    except ImportError as exc:
-        typer.echo(f"error: release reports are not available yet ({exc})", err=True)
-        raise typer.Exit(2) from exc
-    raise typer.Exit(report_cli.main(get_settings(), shipment, format, output))
+        asyncio.run(run_roles(live, ["api", "ingest", "alerts"], extra=[seeding.run_fleet]))
 
 
 def main() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import NotFound
 from app.core.models import utcnow
-from app.core.settings import Settings
+from app.core.settings import Settings, get_settings
 from app.reports import data
 from app.reports.render import FORMATS, Rendered, render
 from app.runtime import resolved
@@ -29,7 +32,7 @@ async def generate(settings: Settings, shipment: str, fmt: str) -> Rendered:
         await engine.dispose()
 
 
-def main(settings: Settings, shipment: str, format: str, output: str | None) -> int:  # noqa: A002
+def run(settings: Settings, shipment: str, format: str, output: str | None) -> int:  # noqa: A002
     """Exit codes: 0 written, 1 no such shipment, 2 bad arguments."""
     if format not in FORMATS:
         print(f"error: unknown format {format!r} (one of {', '.join(FORMATS)})", file=sys.stderr)
@@ -48,3 +51,12 @@ def main(settings: Settings, shipment: str, format: str, output: str | None) -> 
         sys.stdout.buffer.write(rendered.body)
         sys.stdout.buffer.flush()
     return 0
+
+
+def report(
+    shipment: Annotated[str, typer.Argument(help="shipment id or reference")],
+    format: Annotated[str, typer.Option("--format", help="json, csv, pdf or epcis")] = "json",  # noqa: A002
+    output: Annotated[str | None, typer.Option("--output", "-o", help="file to write")] = None,
+) -> None:
+    """The release report of one shipment (stdout, or the file named by -o)."""
+    raise typer.Exit(run(get_settings(), shipment, format, output))

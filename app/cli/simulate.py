@@ -2,49 +2,45 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import sys
-from collections.abc import Sequence
+from typing import Annotated, Any
 
-from app.core.settings import Settings
+import typer
+from typer.core import TyperGroup
+
+from app.core.settings import get_settings
+from app.runtime import resolved
+from simulators import fleet, runner
 from simulators import scenario as scenarios
+from simulators.registry import register_loggers
 
-USAGE = """coldchain simulate --list
+
+class _ScenarioOrCommand(TyperGroup):
+    """`simulate fleet …` runs the fleet; `simulate NAME …` plays scenario NAME (the `play`
+    command, so a scenario needs no sub-command word: the contract's `simulate SCENARIO`)."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            return "play", self.commands["play"], args
+        return super().resolve_command(ctx, args)
+
+
+cli = typer.Typer(
+    cls=_ScenarioOrCommand, invoke_without_command=True, add_completion=False,
+    help="Simulated loggers publishing over MQTT like real ones: `--list`, `SCENARIO [--speed X | "
+         "--backfill]`, `fleet --loggers N --interval S`.",
+)
+
+
+USAGE = """usage: coldchain simulate --list
        coldchain simulate SCENARIO [--speed X | --backfill] [--tag T]
-       coldchain simulate fleet --loggers N --interval S [--duration S] [--lanes M]
-                                [--processes P] [--no-register]"""
+       coldchain simulate fleet --loggers N --interval S [--duration S] [--lanes M] [--processes P]
+                                [--client fast|paho] [--no-register]"""
 
 
-def _scenario_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coldchain simulate", usage=USAGE, description=(
-        "Play a scenario's loggers over MQTT after setting its shipment up in the database."))
-    p.add_argument("--list", action="store_true", help="list the scenarios and their alerts")
-    p.add_argument("scenario", nargs="?", help="scenario name (see --list)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--speed", type=float, default=1.0,
-                      help="time acceleration: 1 = real time, 60, 3600 … (default 1)")
-    mode.add_argument("--backfill", action="store_true",
-                      help="publish the history at once with past device times, tail live")
-    p.add_argument("--tag", help="suffix for logger ids and the shipment reference")
-    return p
-
-
-def _fleet_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coldchain simulate fleet", usage=USAGE, description=(
-        "A load of N simulated loggers on M lanes publishing live readings."))
-    p.add_argument("--loggers", type=int, required=True)
-    p.add_argument("--interval", type=float, required=True, help="seconds between readings")
-    p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
-    p.add_argument("--lanes", type=int, default=8)
-    p.add_argument("--processes", type=int, default=0, help="publisher processes (0: automatic)")
-    p.add_argument("--id-prefix", default="fleet")
-    p.add_argument("--client", choices=("fast", "paho"), default="fast",
-                   help="MQTT client: a lean socket publisher (default) or paho")
-    p.add_argument("--no-register", action="store_true",
-                   help="do not register the loggers in the database first")
-    return p
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def list_lines() -> list[str]:
@@ -55,72 +51,88 @@ def list_lines() -> list[str]:
     return lines
 
 
-def _run_scenario(settings: Settings, args: argparse.Namespace) -> int:
-    from app.runtime import resolved
-    from simulators import runner
+@cli.callback()
+def simulate(
+    ctx: typer.Context,
+    list_: Annotated[bool, typer.Option("--list", help="list the scenarios and their alerts")] = False,
+) -> None:
+    if list_:
+        for line in list_lines():
+            typer.echo(line)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(USAGE, err=True)
+        raise typer.Exit(2)
 
+
+@cli.command()
+def play(
+    scenario: Annotated[str, typer.Argument(help="scenario name (see --list)")],
+    speed: Annotated[float | None, typer.Option(
+        help="time acceleration: 1 = real time (default), 60, 3600 …")] = None,
+    backfill: Annotated[bool, typer.Option(
+        "--backfill", help="publish the history at once with past device times, tail live")] = False,
+    tag: Annotated[str | None, typer.Option(
+        help="suffix for logger ids and the shipment reference")] = None,
+) -> None:
+    """Set a scenario's shipment up and play its loggers (also `coldchain simulate SCENARIO`)."""
     try:
-        sc = scenarios.get(args.scenario)
+        sc = scenarios.get(scenario)
     except KeyError as exc:
-        print(f"error: {exc.args[0]} (see `coldchain simulate --list`)", file=sys.stderr)
-        return 2
-    if args.speed <= 0:
-        print("error: --speed must be positive", file=sys.stderr)
-        return 2
-    speed = None if args.backfill else args.speed
-    mode = "back-filled" if speed is None else f"at ×{speed:g}"
-    print(f"{sc.name}: {sc.title}\n  timeline {sc.duration_s / 3600:.1f} h, played {mode}; "
-          f"must raise: {', '.join(sorted(sc.alerts)) or 'nothing'}")
+        typer.echo(f"error: {exc.args[0]} (see `coldchain simulate --list`)", err=True)
+        raise typer.Exit(2) from exc
+    if backfill and speed is not None:
+        typer.echo("error: --speed and --backfill exclude each other", err=True)
+        raise typer.Exit(2)
+    if speed is not None and speed <= 0:
+        typer.echo("error: --speed must be positive", err=True)
+        raise typer.Exit(2)
+    _logging()
+    pace = None if backfill else (speed or 1.0)
+    mode = "back-filled" if pace is None else f"at ×{pace:g}"
+    typer.echo(f"{sc.name}: {sc.title}\n  timeline {sc.duration_s / 3600:.1f} h, played {mode}; "
+               f"must raise: {', '.join(sorted(sc.alerts)) or 'nothing'}")
+    with resolved(get_settings()) as live:
+        result = asyncio.run(runner.run(live, sc, speed=pace, tag=tag))
+    typer.echo(f"  shipment {result.reference} ({result.shipment_id}), loggers "
+               f"{', '.join(result.logger_ids)}\n  published {result.messages} messages carrying "
+               f"{result.readings} distinct readings")
+
+
+@cli.command("fleet")
+def run_fleet(
+    loggers: Annotated[int, typer.Option(min=1, help="simulated loggers")],
+    interval: Annotated[float, typer.Option(min=0.001, help="seconds between readings")],
+    duration: Annotated[float | None, typer.Option(help="seconds (default: until Ctrl-C)")] = None,
+    lanes: Annotated[int, typer.Option(min=1)] = 8,
+    processes: Annotated[int, typer.Option(min=0, help="publisher processes (0: automatic)")] = 0,
+    id_prefix: Annotated[str, typer.Option()] = "fleet",
+    client: Annotated[str, typer.Option(
+        help="MQTT client: fast (a lean socket publisher) or paho")] = "fast",
+    no_register: Annotated[bool, typer.Option(
+        "--no-register", help="do not register the loggers in the database first")] = False,
+) -> None:
+    """A load of N simulated loggers on M lanes publishing live readings."""
+    if client not in ("fast", "paho"):
+        typer.echo("error: --client is fast or paho", err=True)
+        raise typer.Exit(2)
+    _logging()
+    settings = get_settings()
+    spec = fleet.FleetSpec(loggers=loggers, interval_s=interval, duration_s=duration, lanes=lanes,
+                           prefix=settings.topic_prefix, id_prefix=id_prefix, processes=processes,
+                           client=client)
     with resolved(settings) as live:
-        result = asyncio.run(runner.run(live, sc, speed=speed, tag=args.tag))
-    print(f"  shipment {result.reference} ({result.shipment_id}), loggers "
-          f"{', '.join(result.logger_ids)}\n  published {result.messages} messages carrying "
-          f"{result.readings} distinct readings")
-    return 0
-
-
-def _run_fleet(settings: Settings, args: argparse.Namespace) -> int:
-    from app.runtime import resolved
-    from simulators import fleet
-
-    spec = fleet.FleetSpec(loggers=args.loggers, interval_s=args.interval,
-                           duration_s=args.duration, lanes=args.lanes,
-                           prefix=settings.topic_prefix, id_prefix=args.id_prefix,
-                           processes=args.processes, client=args.client)
-    with resolved(settings) as live:
-        if not args.no_register:
-            from simulators.registry import register_loggers
-
+        if not no_register:
             created = asyncio.run(register_loggers(live, spec))
-            print(f"registered {created} new loggers ({spec.loggers} in the fleet)")
-        print(f"fleet: {spec.loggers} loggers every {spec.interval_s:g} s = "
-              f"{spec.target_rate:,.0f} msg/s target, {spec.worker_count()} process(es)")
+            typer.echo(f"registered {created} new loggers ({spec.loggers} in the fleet)")
+        typer.echo(f"fleet: {spec.loggers} loggers every {spec.interval_s:g} s = "
+                   f"{spec.target_rate:,.0f} msg/s target, {spec.worker_count()} process(es)")
         try:
             result = fleet.run(spec, live.mqtt_url or "")
-        except KeyboardInterrupt:
-            return 130
-    print(f"published {result.published:,} acknowledged {result.acked:,} in "
-          f"{result.elapsed_s:.1f} s = {result.rate:,.0f} msg/s (max lag {result.max_lag_s:.2f} s)")
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(130) from exc
+    typer.echo(f"published {result.published:,} acknowledged {result.acked:,} in "
+               f"{result.elapsed_s:.1f} s = {result.rate:,.0f} msg/s (max lag {result.max_lag_s:.2f} s)")
     for err in result.errors:
-        print(f"error: {err}", file=sys.stderr)
-    return 1 if result.errors else 0
-
-
-def main(args: Sequence[str], settings: Settings) -> int:
-    """Entry point of `coldchain simulate …`; returns the exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = list(args)
-    try:
-        if args and args[0] == "fleet":
-            return _run_fleet(settings, _fleet_parser().parse_args(args[1:]))
-        ns = _scenario_parser().parse_args(args)
-    except SystemExit as exc:  # argparse: --help or a usage error
-        return int(exc.code or 0)
-    if ns.list:
-        for line in list_lines():
-            print(line)
-        return 0
-    if not ns.scenario:
-        print(USAGE, file=sys.stderr)
-        return 2
-    return _run_scenario(settings, ns)
+        typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(1 if result.errors else 0)

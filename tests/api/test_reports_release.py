@@ -278,14 +278,14 @@ async def test_report_cli_writes_the_same_record(
     world = await _excursion_shipment(client, db)
     api_csv = (await _report(client, world["shipment"]["id"], "csv")).text
     out = tmp_path / "record.csv"
-    code = await asyncio.to_thread(report_cli.main, settings, "SHP-Q", "csv", str(out))
+    code = await asyncio.to_thread(report_cli.run, settings, "SHP-Q", "csv", str(out))
     assert code == 0 and out.read_text() == api_csv
     pdf_out = tmp_path / "report.pdf"
-    code = await asyncio.to_thread(report_cli.main, settings, world["shipment"]["id"], "pdf",
+    code = await asyncio.to_thread(report_cli.run, settings, world["shipment"]["id"], "pdf",
                                    str(pdf_out))
     assert code == 0 and len(pypdf.PdfReader(pdf_out).pages) == 6
-    assert await asyncio.to_thread(report_cli.main, settings, "NO-SUCH", "json", None) == 1
-    assert await asyncio.to_thread(report_cli.main, settings, "SHP-Q", "docx", None) == 2
+    assert await asyncio.to_thread(report_cli.run, settings, "NO-SUCH", "json", None) == 1
+    assert await asyncio.to_thread(report_cli.run, settings, "SHP-Q", "docx", None) == 2
 
 
 async def test_report_is_scoped_and_validated(client: httpx.AsyncClient, db: AsyncSession) -> None:
