@@ -1,6 +1,6 @@
 """Fleet generator publishing rate against a real MQTT broker (bounded run).
 
-    python benchmarks/fleet.py --loggers 60000 --interval 2 --duration 10
+    python benchmarks/fleet.py --loggers 60000 --interval 2 --duration 10 [--client paho]
 
 Uses MQTT_URL (default: a throwaway embedded broker). The number that matters is the
 acknowledged rate: QoS 1 messages the broker confirmed, per second of wall time, for a fleet
@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.fastmqtt import FastPublisher  # noqa: E402
 from simulators.fleet import FleetSpec, run  # noqa: E402
+from simulators.publisher import Publisher  # noqa: E402
 
 
 def main() -> int:
@@ -27,6 +29,9 @@ def main() -> int:
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--processes", type=int, default=0)
+    p.add_argument("--client", choices=("fast", "paho"), default="fast",
+                   help="the lean socket publisher (benchmarks/fastmqtt.py) or paho, as "
+                        "`coldchain simulate fleet` uses")
     p.add_argument("--url", default=os.environ.get("MQTT_URL"))
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -40,7 +45,8 @@ def main() -> int:
         broker = EmbeddedBroker(Path(tempfile.mkdtemp(prefix="ccbench-")) / "mqtt")
         url = broker.start()
     spec = FleetSpec(loggers=args.loggers, interval_s=args.interval, duration_s=args.duration,
-                     prefix=f"ccbench-{os.getpid()}/v1", processes=args.processes)
+                     prefix=f"ccbench-{os.getpid()}/v1", processes=args.processes,
+                     publisher=FastPublisher if args.client == "fast" else Publisher)
     try:
         result = run(spec, url)
     finally:

@@ -11,9 +11,8 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
-from app.core.broker import BrokerAddress
-from simulators.fastmqtt import FastPublisher
 from simulators.publisher import Publisher, PublishError, telemetry_topic
 
 # Lane end points for synthetic fleet lanes (hubs of European and US cell-therapy logistics).
@@ -26,6 +25,22 @@ CLASSES = ((5.0, 0.8), (-75.0, 1.0), (-190.0, 0.6))  # steady Â°C and noise: 2â€
 LANE_HOURS = 24.0
 
 
+class FleetPublisher(Protocol):
+    """What the fleet needs of a publisher (simulators.publisher.Publisher, benchmarks/fastmqtt.py)."""
+
+    RATE_PER_PROCESS: ClassVar[int]
+    published: int
+    acked: int
+
+    @classmethod
+    def for_fleet(cls, url: str, client_id: str) -> FleetPublisher: ...
+    def connect(self, timeout: float = 10.0) -> FleetPublisher: ...
+    def publish(self, topic: str, payload: str | bytes) -> None: ...
+    def idle(self) -> None: ...
+    def flush(self, timeout: float = 30.0) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FleetSpec:
     loggers: int
@@ -36,14 +51,14 @@ class FleetSpec:
     id_prefix: str = "fleet"
     seed: int = 0
     processes: int = 0  # 0: as many as the target rate needs, up to the CPU count
-    client: str = "fast"  # "fast" (simulators.fastmqtt) or "paho" (simulators.publisher)
+    # The publisher class (`for_fleet(url, client_id)`, RATE_PER_PROCESS): paho's by default;
+    # benchmarks/fleet.py passes its lean socket publisher. A class, so spawned children get it.
+    publisher: type[FleetPublisher] = Publisher
     ids: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.loggers <= 0 or self.interval_s <= 0 or self.lanes <= 0:
             raise ValueError("loggers, interval and lanes must be positive")
-        if self.client not in ("fast", "paho"):
-            raise ValueError(f"unknown MQTT client {self.client!r}")
 
     @property
     def target_rate(self) -> float:
@@ -55,9 +70,7 @@ class FleetSpec:
     def worker_count(self) -> int:
         if self.processes > 0:
             return min(self.processes, self.loggers)
-        # Measured here: the socket publisher ~60 000 msg/s per process, paho ~15 000.
-        per_process = 40_000 if self.client == "fast" else 12_000
-        want = max(1, math.ceil(self.target_rate / per_process))
+        want = max(1, math.ceil(self.target_rate / self.publisher.RATE_PER_PROCESS))
         return min(want, os.cpu_count() or 1, self.loggers)
 
 
@@ -116,11 +129,7 @@ def run_slice(spec: FleetSpec, first: int, last: int, url: str, stop: object | N
     end = None if spec.duration_s is None else mono0 + spec.duration_s
     max_lag = 0.0
     errors: list[str] = []
-    pub: Publisher | FastPublisher
-    if spec.client == "paho":
-        pub = Publisher(url)
-    else:
-        pub = FastPublisher(BrokerAddress.parse(url), f"{spec.id_prefix}-pub-{first}-{os.getpid()}")
+    pub = spec.publisher.for_fleet(url, f"{spec.id_prefix}-pub-{first}-{os.getpid()}")
     try:
         pub.connect()
     except PublishError as exc:

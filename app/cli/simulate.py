@@ -36,7 +36,7 @@ cli = typer.Typer(
 USAGE = """usage: coldchain simulate --list
        coldchain simulate SCENARIO [--speed X | --backfill] [--tag T]
        coldchain simulate fleet --loggers N --interval S [--duration S] [--lanes M] [--processes P]
-                                [--client fast|paho] [--no-register]"""
+                                [--no-register]"""
 
 
 def _logging() -> None:
@@ -107,20 +107,14 @@ def run_fleet(
     lanes: Annotated[int, typer.Option(min=1)] = 8,
     processes: Annotated[int, typer.Option(min=0, help="publisher processes (0: automatic)")] = 0,
     id_prefix: Annotated[str, typer.Option()] = "fleet",
-    client: Annotated[str, typer.Option(
-        help="MQTT client: fast (a lean socket publisher) or paho")] = "fast",
     no_register: Annotated[bool, typer.Option(
         "--no-register", help="do not register the loggers in the database first")] = False,
 ) -> None:
     """A load of N simulated loggers on M lanes publishing live readings."""
-    if client not in ("fast", "paho"):
-        typer.echo("error: --client is fast or paho", err=True)
-        raise typer.Exit(2)
     _logging()
     settings = get_settings()
     spec = fleet.FleetSpec(loggers=loggers, interval_s=interval, duration_s=duration, lanes=lanes,
-                           prefix=settings.topic_prefix, id_prefix=id_prefix, processes=processes,
-                           client=client)
+                           prefix=settings.topic_prefix, id_prefix=id_prefix, processes=processes)
     with resolved(settings) as live:
         if not no_register:
             created = asyncio.run(register_loggers(live, spec))

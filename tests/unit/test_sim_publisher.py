@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import threading
@@ -12,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from app.core.broker import BrokerAddress
-from simulators.fastmqtt import FastPublisher
+from benchmarks.fastmqtt import FastPublisher
 from simulators.fleet import FleetSpec, run_slice
 from simulators.publisher import Publisher, PublishError
 
@@ -109,9 +110,10 @@ def test_unreachable_broker_is_a_publish_error():
         Publisher(f"mqtt://127.0.0.1:{port}").connect(timeout=2)
 
 
-@pytest.mark.parametrize("client", ["fast", "paho"])
-def test_fleet_publishes_each_logger_on_its_interval(mqtt_url, prefix, collector, client):
-    spec = FleetSpec(loggers=20, interval_s=0.25, duration_s=1.0, prefix=prefix, client=client)
+@pytest.mark.parametrize("publisher", [FastPublisher, Publisher])
+def test_fleet_publishes_each_logger_on_its_interval(mqtt_url, prefix, collector, publisher):
+    spec = FleetSpec(loggers=20, interval_s=0.25, duration_s=1.0, prefix=prefix,
+                     publisher=publisher)
     result = run_slice(spec, 0, 20, mqtt_url)
     assert not result.errors
     assert result.acked == result.published == 80
@@ -130,9 +132,13 @@ def test_fleet_publishes_each_logger_on_its_interval(mqtt_url, prefix, collector
 
 def test_fleet_spec_validation_and_process_count():
     assert FleetSpec(loggers=100, interval_s=1).worker_count() == 1
+    paced = FleetSpec(loggers=60_000, interval_s=1, processes=0)  # 60 000 msg/s asked
+    assert paced.worker_count() == min(5, os.cpu_count() or 1)  # paho: 12 000 a process
+    fast = FleetSpec(loggers=60_000, interval_s=1, publisher=FastPublisher)
+    assert fast.worker_count() == min(2, os.cpu_count() or 1)
     assert FleetSpec(loggers=10, interval_s=1, processes=4).worker_count() == 4
     assert FleetSpec(loggers=10, interval_s=1).logger_id(7) == "fleet-000007"
     for bad in ({"loggers": 0, "interval_s": 1}, {"loggers": 1, "interval_s": 0},
-                {"loggers": 1, "interval_s": 1, "client": "carrier-pigeon"}):
+                {"loggers": 1, "interval_s": 1, "lanes": 0}):
         with pytest.raises(ValueError):
             FleetSpec(**bad)
