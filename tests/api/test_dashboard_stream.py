@@ -164,7 +164,8 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
     from app.core.models import utcnow
 
     revoked = await _key(client, role="coordinator")
-    expiring = await _key(client, role="qp", expires_at=(utcnow() + timedelta(seconds=2)).isoformat())
+    expires_at = utcnow() + timedelta(seconds=2)
+    expiring = await _key(client, role="qp", expires_at=expires_at.isoformat())
     async with httpx.AsyncClient(base_url=live_recheck, timeout=10) as http:
         listeners = {name: Listener(http, key) for name, key in (
             ("revoked", revoked["key"]), ("expiring", expiring["key"]), ("admin", ADMIN_KEY))}
@@ -172,14 +173,16 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
             for listener in listeners.values():
                 assert (await listener.next("ready"))["listening"] is True
             await asyncio.sleep(1.0)  # several re-checks pass while the keys are valid
-            assert not any(listener.task.done() for listener in listeners.values())
+            # (the expiring key may be past its time already on a loaded machine: not asked here)
+            assert not any(listeners[name].task.done() for name in ("revoked", "admin"))
             deleted = await client.delete(f"/api/v1/api-keys/{revoked['id']}")
             assert deleted.status_code in (200, 204), deleted.text
             ended = await listeners["revoked"].next("unauthorized", wait_s=5)
             assert ended["reason"] == "the API key was revoked"
             await asyncio.wait_for(listeners["revoked"].task, 5)  # the server closed the stream
-            ended = await listeners["expiring"].next("unauthorized", wait_s=5)
+            ended = await listeners["expiring"].next("unauthorized", wait_s=10)
             assert ended["reason"] == "the API key expired"
+            assert utcnow() >= expires_at  # at its expiry, not before
             await asyncio.wait_for(listeners["expiring"].task, 5)
             # The bootstrap admin's stream goes on and still gets events.
             await w.fleet(client, ["SHP-AFTER"])
