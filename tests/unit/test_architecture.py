@@ -168,3 +168,9 @@ def test_the_rules_are_used_through_their_public_api() -> None:
 def _public_names() -> set[str]:
     """What `from alerts.rules import X` may name (X then shows as `alerts.rules.X` above)."""
     return set(alerts.rules.__all__)
+
+
+def test_the_installed_package_needs_no_development_tool() -> None:
+    """`benchmarks/` (the socket load publisher, the benchmarks) and `tests/` are not installed."""
+    offenders = [p for tool in ("benchmarks", "tests") for p in _owners(tool)]
+    assert offenders == []
