@@ -4,7 +4,7 @@ Layers, bottom to top:
 - core (`app/core/`): settings, database, tables, errors, security, the audit chain, site scope
   and the shared plumbing. It imports no feature and no entry point.
 - features (`app/services/`, `app/schemas/`, `app/dashboard/`, `app/reports/`, `app/web/`,
-  `app/embedded.py`, `ingest/`, `alerts/`, `simulators/`): import the core and each other,
+  `app/embedded/`, `ingest/`, `alerts/`, `simulators/`): import the core and each other,
   never an entry point.
 - entry points (`app/api/`, `app/cli/`, `app/runtime.py`): on top; only they start processes.
 Imports inside functions count too: a lazy import is no way around the rule.
@@ -26,7 +26,7 @@ CORE = ("app/core/",)
 ENTRY_POINTS = ("app/api/", "app/cli/", "app/runtime.py")
 FEATURES = (
     "app/services/", "app/schemas/", "app/dashboard/", "app/reports/", "app/web/",
-    "app/embedded.py", "ingest/", "alerts/", "simulators/",
+    "app/embedded/", "ingest/", "alerts/", "simulators/",
 )
 PACKAGE_MARKERS = ("app/__init__.py",)
 
