@@ -34,3 +34,10 @@ clean:
 	@if [ -L var/postgres ]; then cluster=$$(dirname "$$(readlink var/postgres)"); \
 	  if [ -f "$$cluster/origin" ]; then rm -rf "$$cluster"; fi; fi
 	rm -rf $(VENV) var .pytest_cache .hypothesis
+
+# `make test` checks the dependency floors first: the lowest versions pyproject.toml allows,
+# installed in $(VENV)/lowest, run a smoke suite (scripts/lowest_direct.sh); then every test.
+.PHONY: floors
+test: floors
+floors: $(STAMP)
+	VENV=$(VENV) bash scripts/lowest_direct.sh

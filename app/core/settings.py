@@ -16,7 +16,7 @@ MIN_ADMIN_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COLDCHAIN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COLDCHAIN_", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "COLDCHAIN_DATABASE_URL")
@@ -51,8 +51,10 @@ class Settings(BaseSettings):
     # Longest a batch's statement may take (lock waits included) before the write is retried on
     # a new connection: a hung database must not hold the batch, and its acks, forever.
     ingest_statement_timeout_s: float = Field(default=30.0, gt=0)
-    # Standalone `coldchain ingest`: serve /metrics on this port (`coldchain up` has the API's).
-    ingest_metrics_port: int | None = None
+    # Standalone `coldchain ingest` / `coldchain alerts`: serve /metrics on these ports (a process
+    # that runs the API, such as `coldchain up`, has the API's /metrics instead).
+    ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    alerts_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Evaluation and delivery loops.
     evaluator_period_s: float = 5.0
     escalation_after_s: int = 900

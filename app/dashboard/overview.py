@@ -18,8 +18,13 @@ FINISHED = ("delivered", "received")
 NO_MARGIN = 1e12
 
 
+# "!" rather than a backslash: SQLAlchemy 2.0.30 (our floor) renders ESCAPE '\\' for asyncpg, which
+# PostgreSQL (standard_conforming_strings) refuses as a two-character escape.
+LIKE_ESCAPE = "!"
+
+
 def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return f"%{escaped}%"
 
 
@@ -41,7 +46,7 @@ def filtered(
         count = func.coalesce(ShipmentState.open_alerts, 0)
         stmt = stmt.where(count > 0 if has_open_alerts else count == 0)
     if text:
-        stmt = stmt.where(Shipment.reference.ilike(_like_pattern(text), escape="\\"))
+        stmt = stmt.where(Shipment.reference.ilike(_like_pattern(text), escape=LIKE_ESCAPE))
     return stmt
 
 

@@ -107,6 +107,7 @@ async def test_filters(client: httpx.AsyncClient, db: AsyncSession) -> None:
     # LIKE wildcards in the search text are literal characters.
     assert await q(q="50%") == {"50%_odd"}
     assert await q(q="_") == {"50%_odd"}
+    assert await q(q="!o") == set()  # the LIKE escape character is literal too
     assert await q(lane_id=world["lane_id"]) == set(world["shipments"])
     assert await q(lane_id="00000000-0000-0000-0000-000000000000") == set()
     assert await q(site_id=world["origin"], status="in_transit", at_risk="true") == {
