@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from alerts import metrics
+from alerts.checkpoints import run_checkpoints
 from alerts.engine import (
     BatchResult,
     claim_queue,
@@ -27,6 +28,7 @@ from alerts.engine import (
     evaluate_shipments,
 )
 from alerts.rules import EvalConfig
+from alerts.webhooks.delivery import run_delivery
 from app.core.db import make_engine, make_sessionmaker
 from app.core.handoff import CHANNEL
 from app.core.listen import Listener
@@ -161,9 +163,6 @@ async def _unit(
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Entry of `coldchain alerts` / `coldchain up`: returns once `stop` is set."""
-    from alerts.checkpoints import run_checkpoints
-    from alerts.webhooks.delivery import run_delivery
-
     engine = make_engine(settings.database_url or "", pool_size=4)
     try:
         # Evaluation, webhook delivery and audit checkpoints share the role; each stops on its

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from app.core.settings import Settings
 
@@ -98,52 +99,78 @@ def uvicorn_config(settings: Settings, app: Any, **over: Any) -> uvicorn.Config:
         # X-Forwarded-For/-Proto only from the proxies named: the client address is what the
         # failed-authentication throttle counts against.
         "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None,
-        # Open SSE streams would otherwise hold shutdown until every browser disconnects.
-        "timeout_graceful_shutdown": 3,
+        "ws": "none",  # no WebSocket routes: nothing to load (nor its deprecation warnings)
         **over,
     }
     return uvicorn.Config(app, **options)
 
 
-async def _serve_api(settings: Settings, stop: asyncio.Event) -> None:
-    from app.api.main import create_app
+def _api_runner(uses_broker: bool) -> RoleRunner:
+    async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
+        from app.api.main import create_app
 
-    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    # Everything imported so far lives for the whole process: keep it out of the collector's
-    # full passes, which otherwise show up as ~70 ms pauses in the API's p99.
-    gc.collect()
-    gc.freeze()
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
+        app = create_app(settings, uses_broker=uses_broker)
+        server = uvicorn.Server(uvicorn_config(settings, app))
+        # Everything imported so far lives for the whole process: keep it out of the collector's
+        # full passes, which otherwise show up as ~70 ms pauses in the API's p99.
+        gc.collect()
+        gc.freeze()
+        task = asyncio.create_task(server.serve())
+        # While it serves, uvicorn holds SIGINT/SIGTERM itself and raises them again once it has
+        # stopped (then `stop` is set for the other roles); sse-starlette watches the server's
+        # exit flag and ends open live streams, so shutdown never waits for browsers to leave.
+        await stop.wait()
+        server.should_exit = True
+        await task
+
+    return serve_api
+
+
+@contextlib.contextmanager
+def metrics_endpoint(settings: Settings, roles: list[str]) -> Iterator[int | None]:
+    """A process without the API serves /metrics on its role's port, when one is set
+    (`COLDCHAIN_INGEST_METRICS_PORT`, `COLDCHAIN_ALERTS_METRICS_PORT`); yields the port."""
+    ports = {"ingest": settings.ingest_metrics_port, "alerts": settings.alerts_metrics_port}
+    port = None if "api" in roles else next((ports[r] for r in roles if ports.get(r)), None)
+    if port is None:
+        yield None
+        return
+    server, _ = start_http_server(port, addr=settings.host)
+    log.info("metrics at http://%s:%d/metrics", settings.host, port)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 async def run_roles(
     settings: Settings, roles: list[str], extra: list[RoleRunner] | None = None
 ) -> None:
     """Run the roles until SIGINT/SIGTERM; one failing role stops the others (and is raised)."""
+    serve_api = _api_runner(uses_broker="ingest" in roles)
     runners: list[RoleRunner] = [
-        _serve_api if role == "api" else role_runner(role) for role in roles
+        serve_api if role == "api" else role_runner(role) for role in roles
     ]
     runners += extra or []
     if settings.database_url:
         from app.core.db_roles import warn_at_start_up
 
         await warn_at_start_up(settings.database_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(r(settings, stop)) for r in runners]
-    try:
-        await asyncio.wait(
-            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        stop.set()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            raise result
+    # After the role modules are imported: their metrics exist before /metrics first answers.
+    with metrics_endpoint(settings, roles):
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(r(settings, stop)) for r in runners]
+        try:
+            await asyncio.wait(
+                [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import web
@@ -33,8 +35,17 @@ from app.core.settings import Settings
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> FastAPI:
-    """Build the app; pass `engine` to share one (tests, `coldchain up`), else one is made."""
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`list_shipments`, `acknowledge_alert`): what generated clients call
+    the operation; handler names are unique across the API (tests/api/test_openapi.py)."""
+    return route.name
+
+
+def create_app(
+    settings: Settings, *, engine: AsyncEngine | None = None, uses_broker: bool = False
+) -> FastAPI:
+    """Build the app; pass `engine` to share one (tests, `coldchain up`), else one is made.
+    `uses_broker`: the process also ingests, so /readyz checks the broker too."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,11 +62,13 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
 
     app = FastAPI(
         title="Cold-chain shipment monitoring",
-        version="1.0.0",
+        version=version("coldchain"),
         description="Temperature, location and hold-time monitoring of advanced-therapy shipments.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
+    app.state.uses_broker = uses_broker
     if engine is not None:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)

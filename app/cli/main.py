@@ -41,7 +41,8 @@ def _logging() -> None:
 
 def _run(settings: Settings, roles: list[str], *, migrate_first: bool = False) -> None:
     _logging()
-    with resolved(settings) as live:
+    # Only ingest talks to the broker: an API or alerts process needs none, embedded or not.
+    with resolved(settings, broker="ingest" in roles) as live:
         if migrate_first:
             _migrate(live)
         try:

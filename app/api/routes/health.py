@@ -1,4 +1,4 @@
-"""Liveness, readiness (database and broker reachable) and Prometheus metrics; unauthenticated."""
+"""Liveness, readiness (database, and broker where used) and Prometheus metrics; unauthenticated."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ async def _broker_reachable(url: str | None) -> bool:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database and broker answer; `warnings` name what is unsafe but running
-    (a service role that could rewrite the audit trail)."""
+    """Ready when the database answers, and the broker too where this process ingests
+    (`coldchain up`; an API-only process never talks to the broker); `warnings` name what is
+    unsafe but running (a service role that could rewrite the audit trail)."""
     checks: dict[str, str] = {}
     warnings: list[str] = []
     try:
@@ -44,8 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as such
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    broker_ok = await _broker_reachable(request.app.state.settings.mqtt_url)
-    checks["broker"] = "ok" if broker_ok else "unreachable"
+    if request.app.state.uses_broker:
+        broker_ok = await _broker_reachable(request.app.state.settings.mqtt_url)
+        checks["broker"] = "ok" if broker_ok else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks, "warnings": warnings},
@@ -53,6 +55,6 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)  # Prometheus text, for scrapers, not clients
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import CurrentPrincipal, why_no_longer_valid
 from app.core.models import utcnow
@@ -24,8 +24,9 @@ from app.dashboard.hub import RESET, Hub
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
-HEARTBEAT_S = 15.0
+HEARTBEAT_S = 15
 RETRY_MS = 3000
+SEP = "\n"  # the page splits events on a blank line: LF only (the library's default is CRLF)
 
 
 def hub_of(request: Request) -> Hub:
@@ -45,9 +46,9 @@ def visible(message: dict[str, Any], principal: Principal, shipment_id: str | No
     return principal.own_site is not None and str(principal.own_site) in (message.get("sites") or [])
 
 
-def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(orjson.dumps(data).decode(), event=event,
+                           id=None if event_id is None else str(event_id), sep=SEP)
 
 
 Recheck = Callable[[], Awaitable[str | None]]
@@ -61,20 +62,19 @@ def _expiry_deadline(principal: Principal) -> float:
 
 
 async def _events(
-    hub: Hub, principal: Principal, shipment_id: str | None, heartbeat_s: float,
-    recheck: Recheck, recheck_s: float,
-) -> AsyncIterator[bytes]:
-    """The stream; its key is asked again every `recheck_s` (and at its expiry): once it is
-    revoked or expired the client gets `unauthorized` and the stream ends."""
+    hub: Hub, principal: Principal, shipment_id: str | None, recheck: Recheck, recheck_s: float,
+) -> AsyncIterator[ServerSentEvent]:
+    """The stream's events; its key is asked again every `recheck_s` (and at its expiry): once it
+    is revoked or expired the client gets `unauthorized` and the stream ends. Keep-alive comments
+    and the end of the stream at server shutdown are EventSourceResponse's."""
     expires = _expiry_deadline(principal)
     async with hub.subscribe() as sub:
-        yield f"retry: {RETRY_MS}\n\n".encode()
+        yield ServerSentEvent(retry=RETRY_MS, sep=SEP)
         # If the listener cannot connect yet it keeps retrying; the client gets `reset` then.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(hub.listening.wait(), timeout=5.0)
         yield sse("ready", {"listening": hub.listening.is_set()})
-        last_sent = time.monotonic()
-        next_check = last_sent + recheck_s
+        next_check = time.monotonic() + recheck_s
         while True:
             now = time.monotonic()
             if now >= expires or now >= next_check:
@@ -86,22 +86,16 @@ async def _events(
             if sub.overflowed:
                 yield sse("reset", {"reason": "the client fell behind"})
                 return
-            wait = min(next_check, expires, last_sent + heartbeat_s) - time.monotonic()
+            wait = min(next_check, expires) - time.monotonic()
             try:
                 event_id, message = await asyncio.wait_for(sub.queue.get(), max(wait, 0.0))
             except TimeoutError:
-                if time.monotonic() >= last_sent + heartbeat_s:
-                    yield b": keep-alive\n\n"
-                    last_sent = time.monotonic()
                 continue
             if message is RESET:
                 yield sse("reset", {"reason": "live updates were interrupted"}, event_id)
             elif visible(message, principal, shipment_id):
                 payload = {k: v for k, v in message.items() if k != "sites"}
                 yield sse(str(message.get("type", "message")), payload, event_id)
-            else:
-                continue
-            last_sent = time.monotonic()
 
 
 async def _ask(recheck: Recheck) -> str | None:
@@ -115,7 +109,7 @@ async def _ask(recheck: Recheck) -> str | None:
 
 @router.get(
     "/stream",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": (
         "Events `alert` (a transition: opened, updated, escalated, acknowledged, resolved), "
         "`shipment` (created, status or maintained state changed), `reset` (refetch: updates "
@@ -127,7 +121,7 @@ async def _ask(recheck: Recheck) -> str | None:
 async def stream(
     request: Request, principal: CurrentPrincipal,
     shipment_id: Annotated[uuid.UUID | None, Query(description="only this shipment")] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     hub = hub_of(request)
     sessions = request.app.state.sessionmaker
 
@@ -136,9 +130,8 @@ async def stream(
             return await why_no_longer_valid(session, principal)
 
     settings: Settings = request.app.state.settings
-    return StreamingResponse(
-        _events(hub, principal, str(shipment_id) if shipment_id else None, HEARTBEAT_S,
-                recheck, settings.stream_recheck_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return EventSourceResponse(
+        _events(hub, principal, str(shipment_id) if shipment_id else None, recheck,
+                settings.stream_recheck_s),
+        ping=HEARTBEAT_S, sep=SEP,
     )
