@@ -181,7 +181,7 @@ class Assembler:
         for delivery in deliveries:
             try:
                 self._add(batch, delivery)
-            except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream: quarantine
+            except Exception as exc:  # a parser bug must not stop the stream: quarantine
                 log.exception("could not process a message on %r", delivery.topic)
                 route = self.route(delivery.topic)
                 batch.rejections.append(rejection_row(

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -130,7 +131,7 @@ class MqttSource:
             self._client = self._new_client()
             client = self._client
             if self._v5:
-                props = Properties(PacketTypes.CONNECT)
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = SESSION_EXPIRY_S
                 props.ReceiveMaximum = receive_maximum(self.inbox.budget)
                 client.connect(self.address.host, self.address.port, self.keepalive_s,
@@ -142,7 +143,7 @@ class MqttSource:
 
     def _new_client(self) -> PahoClient:
         client = self.client_class(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            CallbackAPIVersion.VERSION2, client_id=self.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
             clean_session=None if self._v5 else False, manual_ack=True, sink=self._on_publish,
             oversized_sink=self._on_oversized,

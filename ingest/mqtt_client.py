@@ -13,14 +13,18 @@ import hashlib
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 
 from ingest.batch import REJECTED_PAYLOAD_MAX
 from ingest.payload import MAX_PAYLOAD_BYTES
 from ingest.wire import decode_publish, publish_header, varint
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _InPacket  # paho's own type of the packet being read
 
 RECV_SIZE = 256 * 1024
 _PUBACK = 0x40
@@ -29,7 +33,7 @@ Sink = Callable[[bytes, bytes, int], None]  # (topic, payload, packet id)
 OversizedSink = Callable[[bytes, bytes, int, int, bytes], None]  # (topic, head, id, size, sha256)
 
 
-def _fresh_packet() -> dict[str, Any]:
+def _fresh_packet() -> _InPacket:
     return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
             "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
 
@@ -79,7 +83,7 @@ class PahoClient(mqtt.Client):
         self._cc_reading_since = 0.0
         self.reading_paused = False
         # QoS 2 (never granted: we subscribe with QoS 1) would still go through paho's own path.
-        self.on_message = lambda _c, _u, m: sink(m._topic, m.payload, m.mid)
+        self.on_message = lambda _c, _u, m: sink(m._topic, bytes(m.payload), m.mid)
 
     # -- reading ------------------------------------------------------------------------------
     def reset_buffer(self) -> None:
@@ -98,7 +102,7 @@ class PahoClient(mqtt.Client):
         self.reading_paused = False
         self._cc_reading_since = time.monotonic()
 
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         while self._sock is not None and not self.reading_paused:
             data = b""
             try:
@@ -122,7 +126,7 @@ class PahoClient(mqtt.Client):
                 return rc
         return mqtt.MQTT_ERR_SUCCESS if self._sock is not None else mqtt.MQTT_ERR_NO_CONN
 
-    def _split(self, buf: bytes) -> tuple[mqtt.MQTTErrorCode, int]:
+    def _split(self, buf: bytes) -> tuple[MQTTErrorCode, int]:
         size, pos, sink = len(buf), 0, self._cc_sink
         v5 = self._protocol == mqtt.MQTTv5
         while pos < size and not self.reading_paused:
@@ -180,7 +184,7 @@ class PahoClient(mqtt.Client):
         self._cc_stream = _Stream(topic, mid, end - start)
         return start
 
-    def _paho_packet(self, header: int, body: bytes, length: int) -> mqtt.MQTTErrorCode:
+    def _paho_packet(self, header: int, body: bytes, length: int) -> MQTTErrorCode:
         self._in_packet = {**_fresh_packet(), "command": header, "have_remaining": 1,
                            "remaining_length": length, "packet": bytearray(body)}
         try:

@@ -136,7 +136,7 @@ def parse_message(payload: bytes, received_at: datetime) -> ParsedReading | Pars
             one = check_reading(doc, max_ts)
             if type(one) is ParsedReading:
                 return one
-            return Parsed([], [], [Rejected(*one)])  # type: ignore[misc]
+            return Parsed([], [], [Rejected(*one)])
         if type(batch) is not list:
             return _whole(INVALID_STRUCTURE, "'readings' must be a list of reading objects")
         return _judge_all(batch, max_ts)
@@ -214,8 +214,10 @@ def check_reading(obj: Any, max_ts: datetime) -> ParsedReading | Problem:
         temp = float(temp)
     if len(obj) == 2:
         return _reading(ParsedReading, (ts, temp, None, None, None, None, None, None, None, None))
-    lat = obj.get("lat")
-    lon = obj.get("lon")
+    # Any: checked at run time by `type(x) in _NUMBER` (mypy cannot narrow that, and a
+    # function call per field would cost the hot path).
+    lat: Any = obj.get("lat")
+    lon: Any = obj.get("lon")
     if lat is not None or lon is not None:
         if not (type(lat) in _NUMBER and type(lon) in _NUMBER
                 and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 INVALID_STRUCTURE = "invalid_structure"
 INVALID_FIELD = "invalid_field"
@@ -46,7 +46,7 @@ class Pack:
         self.problems: dict[int, Problem] = {}
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return type(value) is int or type(value) is float
 
 

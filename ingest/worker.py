@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
-from prometheus_client import start_http_server
 
 from app.core.db import plain_url
 from app.core.settings import Settings
@@ -56,6 +57,11 @@ def topic_filters(prefix: str) -> list[str]:
     return [f"{prefix}/loggers/+/telemetry", f"{prefix}/loggers/+/status"]
 
 
+def _set_unless_cancelled(event: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        event.set()
+
+
 async def run(
     settings: Settings, stop: asyncio.Event, *, on_commit: CommitHook | None = None,
     ready: asyncio.Event | None = None,
@@ -68,8 +74,6 @@ async def run(
     """
     if not settings.database_url or not settings.mqtt_url:
         raise ValueError("the ingest worker needs DATABASE_URL and MQTT_URL")
-    if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr=settings.host)
     source = MqttSource(
         settings.mqtt_url, client_id=client_id(settings), topics=topic_filters(settings.topic_prefix),
         group=settings.ingest_group or None, buffer_bytes=settings.ingest_buffer_bytes,
@@ -91,7 +95,7 @@ async def run(
     stopping = asyncio.create_task(stop.wait())
     signal = asyncio.create_task(source.subscribed.wait())
     if ready is not None:
-        signal.add_done_callback(lambda t: t.cancelled() or ready.set())
+        signal.add_done_callback(functools.partial(_set_unless_cancelled, ready))
     try:
         done, _ = await asyncio.wait(
             [connection, batcher, committer, stopping], return_when=asyncio.FIRST_COMPLETED
@@ -258,7 +262,7 @@ async def _write_durably(
                                     for r in batch.rejections]
                 continue
             raise
-        except Exception as exc:  # noqa: BLE001 - never drop or crash: nothing is acked, retry
+        except Exception as exc:  # never drop or crash: nothing is acked, retry
             cause = ("conflict" if isinstance(exc, asyncpg.TransactionRollbackError)
                      else "connection" if isinstance(exc, _CONNECTION_ERRORS)
                      else "error" if isinstance(exc, asyncpg.PostgresError) else "unexpected")
