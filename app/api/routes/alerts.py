@@ -106,13 +106,17 @@ def _alert_dict(alert: Alert, reference: str | None) -> dict[str, Any]:
     return data
 
 
+def _alert_out(alert: Alert, reference: str | None) -> AlertOut:
+    return AlertOut.model_validate(_alert_dict(alert, reference))
+
+
 @router.get("/alerts", response_model=Page[AlertOut])
 async def list_alerts(
     session: SessionDep, principal: CurrentPrincipal, shipment_id: uuid.UUID | None = None,
     state: AlertState | None = None, kind: AlertKind | None = None,
     severity: Literal["info", "warning", "critical"] | None = None,
     retroactive: bool | None = None, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[AlertOut]:
     """Newest first. `state=live` is every alert not yet resolved."""
     stmt = shipment_scope(
         select(Alert, Shipment.reference).join(Shipment, Shipment.id == Alert.shipment_id),
@@ -141,36 +145,36 @@ async def list_alerts(
     if len(rows) > limit:
         last = rows[limit - 1][0]
         next_cursor = encode_cursor([last.opened_at, last.id])
-    return {"items": [_alert_dict(a, ref) for a, ref in rows[:limit]], "next_cursor": next_cursor}
+    return Page(items=[_alert_out(a, ref) for a, ref in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
 async def get_alert(
     alert_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> dict[str, Any]:
+) -> AlertDetail:
     """One alert with its transitions, oldest first."""
     alert, shipment = await actions.get_visible_alert(session, principal, alert_id)
     events = (await session.scalars(
         select(AlertEvent).where(AlertEvent.alert_id == alert.id).order_by(AlertEvent.id))).all()
-    return {**_alert_dict(alert, shipment.reference), "events": list(events)}
+    return AlertDetail.model_validate({**_alert_dict(alert, shipment.reference), "events": events})
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
 async def acknowledge_alert(
     alert_id: uuid.UUID, body: CommentIn, session: SessionDep, principal: Acknowledger
-) -> dict[str, Any]:
+) -> AlertOut:
     """Acknowledge; a critical alert needs a `comment` (422 without one)."""
     alert = await actions.acknowledge(session, principal, alert_id, body.comment, now=utcnow())
-    return _alert_dict(alert, None)
+    return _alert_out(alert, None)
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
 async def resolve_alert(
     alert_id: uuid.UUID, body: CommentIn, session: SessionDep, principal: Resolver
-) -> dict[str, Any]:
+) -> AlertOut:
     """Resolve by hand with a reason in `comment` (e.g. sensor lost or faulty)."""
     alert = await actions.resolve(session, principal, alert_id, body.comment, now=utcnow())
-    return _alert_dict(alert, None)
+    return _alert_out(alert, None)
 
 
 @router.get("/shipments/{shipment_id}/excursions", response_model=Page[ExcursionOut])
@@ -178,7 +182,7 @@ async def list_excursions(
     shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal,
     kind: AlertKind | None = None, alarmed: bool | None = None, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[ExcursionOut]:
     """Every excursion (rule 3: first reading out of range to first back in), in time order."""
     await get_visible_shipment(session, principal, shipment_id)
     stmt = select(Excursion).where(Excursion.shipment_id == shipment_id)
@@ -190,4 +194,4 @@ async def list_excursions(
         session, stmt, [Excursion.start, Excursion.id], cursor=cursor, limit=limit,
         key_of=lambda r: [r[0].start, r[0].id],
     )
-    return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
+    return Page(items=[ExcursionOut.model_validate(r[0]) for r in rows], next_cursor=next_cursor)

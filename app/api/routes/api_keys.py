@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
@@ -22,12 +22,12 @@ Admin = Annotated[Principal, Depends(require_roles())]
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_api_key(body: ApiKeyIn, session: SessionDep, principal: Admin) -> dict[str, Any]:
+async def create_api_key(body: ApiKeyIn, session: SessionDep, principal: Admin) -> ApiKeyCreated:
     """A new key; `key` is in this answer only (stored as a SHA-256 hash), `prefix` identifies it."""
     if body.expires_at is not None and body.expires_at <= utcnow():
         raise InvalidField("expires_at", "must be in the future")
     row, key = await svc.create_api_key(session, principal, body)
-    return {**ApiKeyOut.model_validate(row).model_dump(), "key": key}
+    return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut])
@@ -35,7 +35,7 @@ async def list_api_keys(
     session: SessionDep, _: Admin, cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     active: Annotated[bool | None, Query(description="only usable (true) or unusable keys")] = None,
-) -> dict[str, Any]:
+) -> Page[ApiKeyOut]:
     stmt = select(ApiKey)
     if active is not None:
         now = utcnow()
@@ -45,19 +45,19 @@ async def list_api_keys(
         session, stmt, [ApiKey.created_at, ApiKey.id], cursor=cursor, limit=limit,
         key_of=lambda r: [r[0].created_at, r[0].id],
     )
-    return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
+    return Page(items=[ApiKeyOut.model_validate(r[0]) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyOut)
-async def get_api_key(key_id: uuid.UUID, session: SessionDep, _: Admin) -> ApiKey:
-    return await svc.get_or_404(session, ApiKey, key_id, "api key")
+async def get_api_key(key_id: uuid.UUID, session: SessionDep, _: Admin) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(await svc.get_or_404(session, ApiKey, key_id, "api key"))
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
 async def revoke_api_key(
     key_id: uuid.UUID, session: SessionDep, principal: Admin,
     reason: Annotated[str | None, Query(max_length=1000, description="why (audited)")] = None,
-) -> ApiKey:
+) -> ApiKeyOut:
     """Revoke at once and for good (idempotent: revoking again changes nothing)."""
     row = await svc.get_or_404(session, ApiKey, key_id, "api key")
     if row.revoked_at is None:
@@ -68,4 +68,4 @@ async def revoke_api_key(
             before={"revoked_at": None}, after={"revoked_at": row.revoked_at.isoformat()},
             reason=reason,
         )
-    return row
+    return ApiKeyOut.model_validate(row)

@@ -7,7 +7,7 @@ through their events, alerts and release report instead.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
@@ -26,13 +26,13 @@ Auditor = Annotated[Principal, Depends(require_roles("coordinator", "qp"))]
 Verifier = Annotated[Principal, Depends(require_roles("qp"))]
 
 
-def _out(row: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": row.id, "at": row.at, "actor": row.actor, "role": row.role, "action": row.action,
-        "entity_type": row.entity_type, "entity_id": row.entity_id, "before": row.before,
-        "after": row.after, "reason": row.reason, "prev_hash": bytes(row.prev_hash).hex(),
-        "hash": bytes(row.hash).hex(),
-    }
+def _out(row: AuditRecord) -> AuditRecordOut:
+    return AuditRecordOut(
+        id=row.id, at=row.at, actor=row.actor, role=row.role, action=row.action,
+        entity_type=row.entity_type, entity_id=row.entity_id, before=row.before,
+        after=row.after, reason=row.reason, prev_hash=bytes(row.prev_hash).hex(),
+        hash=bytes(row.hash).hex(),
+    )
 
 
 @router.get("/audit", response_model=Page[AuditRecordOut])
@@ -47,7 +47,7 @@ async def list_audit(
     end: Annotated[AwareDatetime | None, Query(alias="to", description="RFC 3339, exclusive")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[AuditRecordOut]:
     """Audit records in chain order, oldest first; all filters combine (AND)."""
     window = check_time_range(start, end, max_days=0)  # paginated: any span is bounded per page
     stmt = select(AuditRecord)
@@ -63,7 +63,7 @@ async def list_audit(
     rows, next_cursor = await paginate(
         session, stmt, [AuditRecord.id], cursor=cursor, limit=limit, key_of=lambda r: [r[0].id]
     )
-    return {"items": [_out(r[0]) for r in rows], "next_cursor": next_cursor}
+    return Page(items=[_out(r[0]) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/audit/verify", response_model=AuditVerifyOut)
@@ -73,7 +73,7 @@ async def verify_audit(
     head_id: Annotated[int | None, Query(ge=1, description="A head kept elsewhere: its id")] = None,
     head_hash: Annotated[str | None, Query(
         pattern="^[0-9a-fA-F]{64}$", description="…and its hash (64 hex digits)")] = None,
-) -> dict[str, Any]:
+) -> AuditVerifyOut:
     """Walk the whole hash chain now (as `coldchain audit verify` does); admin and qp only.
 
     With `head_id` and `head_hash` (a checkpoint, an earlier answer's head), `ok` is false unless
@@ -86,4 +86,4 @@ async def verify_audit(
     result = await verify_chain(session, kept=kept)
     answer = {name: getattr(result, name) for name in AuditVerifyOut.model_fields}
     answer["gaps"] = [{"first_missing_id": a, "last_missing_id": b} for a, b in result.gaps]
-    return answer
+    return AuditVerifyOut.model_validate(answer)

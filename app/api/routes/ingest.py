@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -35,17 +35,17 @@ class RejectionOut(BaseModel):
     reading_index: int | None = Field(description="position of the reading in a batch or SenML pack")
 
 
-def _out(row: IngestRejection) -> dict[str, Any]:
+def _out(row: IngestRejection) -> RejectionOut:
     evidence = bytes(row.payload or b"")
-    return {
-        "id": row.id, "reason": row.reason, "detail": row.detail, "topic": row.topic,
-        "logger_id": row.logger_id, "received_at": row.received_at,
-        "payload": evidence[:PAYLOAD_PREVIEW_BYTES].decode("utf-8", "backslashreplace"),
-        "payload_truncated": len(evidence) > PAYLOAD_PREVIEW_BYTES
+    return RejectionOut(
+        id=row.id, reason=row.reason, detail=row.detail, topic=row.topic,
+        logger_id=row.logger_id, received_at=row.received_at,
+        payload=evidence[:PAYLOAD_PREVIEW_BYTES].decode("utf-8", "backslashreplace"),
+        payload_truncated=len(evidence) > PAYLOAD_PREVIEW_BYTES
         or (row.reading_index is None and len(evidence) < row.payload_size),
-        "payload_size": row.payload_size, "payload_sha256": bytes(row.payload_sha256).hex(),
-        "reading_index": row.reading_index,
-    }
+        payload_size=row.payload_size, payload_sha256=bytes(row.payload_sha256).hex(),
+        reading_index=row.reading_index,
+    )
 
 
 @router.get("/ingest/rejections", response_model=Page[RejectionOut])
@@ -57,7 +57,7 @@ async def list_rejections(
     since: Annotated[UtcDatetime | None, Query(description="received at or after")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[RejectionOut]:
     """Quarantined input in the order it arrived (oldest first; use `since` for recent ones)."""
     stmt = select(IngestRejection)
     if reason:
@@ -70,4 +70,4 @@ async def list_rejections(
         session, stmt, [IngestRejection.id], cursor=cursor, limit=limit,
         key_of=lambda r: [r[0].id],
     )
-    return {"items": [_out(r[0]) for r in rows], "next_cursor": next_cursor}
+    return Page(items=[_out(r[0]) for r in rows], next_cursor=next_cursor)

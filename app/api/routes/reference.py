@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, status
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -33,121 +34,124 @@ from app.services import reference as svc
 router = APIRouter(tags=["reference data"])
 Editor = Annotated[Principal, Depends(require_roles("coordinator"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+OutT = TypeVar("OutT", bound=BaseModel)
 
 
-async def _page(session: Any, stmt: Any, key: Any, cursor: str | None, limit: int) -> dict[str, Any]:
+async def _page(
+    session: Any, stmt: Any, key: Any, cursor: str | None, limit: int, out: type[OutT]
+) -> Page[OutT]:
     rows, next_cursor = await paginate(
         session, stmt, [key], cursor=cursor, limit=limit, key_of=lambda r: [getattr(r[0], key.key)]
     )
-    return {"items": [r[0] for r in rows], "next_cursor": next_cursor}
+    return Page(items=[out.model_validate(r[0]) for r in rows], next_cursor=next_cursor)
 
 
 @router.post("/sites", status_code=status.HTTP_201_CREATED, response_model=SiteOut)
-async def create_site(body: SiteIn, session: SessionDep, principal: Editor) -> Site:
-    return await svc.create_site(session, principal, body)
+async def create_site(body: SiteIn, session: SessionDep, principal: Editor) -> SiteOut:
+    return SiteOut.model_validate(await svc.create_site(session, principal, body))
 
 
 @router.get("/sites", response_model=Page[SiteOut])
 async def list_sites(
     session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[SiteOut]:
     stmt = site_scoped(select(Site), principal, lambda site: Site.id == site)
-    return await _page(session, stmt, Site.id, cursor, limit)
+    return await _page(session, stmt, Site.id, cursor, limit, SiteOut)
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut)
-async def get_site(site_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Site:
+async def get_site(site_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> SiteOut:
     if not principal.sees_site(site_id):
         raise NotFound("site", site_id)
-    return await svc.get_or_404(session, Site, site_id, "site")
+    return SiteOut.model_validate(await svc.get_or_404(session, Site, site_id, "site"))
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-async def create_product(body: ProductIn, session: SessionDep, principal: Editor) -> Product:
-    return await svc.create_product(session, principal, body)
+async def create_product(body: ProductIn, session: SessionDep, principal: Editor) -> ProductOut:
+    return ProductOut.model_validate(await svc.create_product(session, principal, body))
 
 
 @router.get("/products", response_model=Page[ProductOut])
 async def list_products(
     session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[ProductOut]:
     """Every product profile; a site key only those of its own site's shipments."""
     stmt = site_scoped(select(Product), principal, scope.products_of_site)
-    return await _page(session, stmt, Product.id, cursor, limit)
+    return await _page(session, stmt, Product.id, cursor, limit, ProductOut)
 
 
 @router.get("/products/{product_id}", response_model=ProductOut)
 async def get_product(
     product_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> Product:
-    return await svc.get_visible(
+) -> ProductOut:
+    return ProductOut.model_validate(await svc.get_visible(
         session, principal, Product, product_id, "product", scope.products_of_site
-    )
+    ))
 
 
 @router.post("/packaging", status_code=status.HTTP_201_CREATED, response_model=PackagingOut)
-async def create_packaging(body: PackagingIn, session: SessionDep, principal: Editor) -> Packaging:
-    return await svc.create_packaging(session, principal, body)
+async def create_packaging(body: PackagingIn, session: SessionDep, principal: Editor) -> PackagingOut:
+    return PackagingOut.model_validate(await svc.create_packaging(session, principal, body))
 
 
 @router.get("/packaging", response_model=Page[PackagingOut])
 async def list_packaging(
     session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[PackagingOut]:
     """Every packaging profile; a site key only those of its own site's shipments."""
     stmt = site_scoped(select(Packaging), principal, scope.packaging_of_site)
-    return await _page(session, stmt, Packaging.id, cursor, limit)
+    return await _page(session, stmt, Packaging.id, cursor, limit, PackagingOut)
 
 
 @router.get("/packaging/{packaging_id}", response_model=PackagingOut)
 async def get_packaging(
     packaging_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> Packaging:
-    return await svc.get_visible(
+) -> PackagingOut:
+    return PackagingOut.model_validate(await svc.get_visible(
         session, principal, Packaging, packaging_id, "packaging", scope.packaging_of_site
-    )
+    ))
 
 
 @router.post("/lanes", status_code=status.HTTP_201_CREATED, response_model=LaneOut)
-async def create_lane(body: LaneIn, session: SessionDep, principal: Editor) -> Lane:
-    return await svc.create_lane(session, principal, body)
+async def create_lane(body: LaneIn, session: SessionDep, principal: Editor) -> LaneOut:
+    return LaneOut.model_validate(await svc.create_lane(session, principal, body))
 
 
 @router.get("/lanes", response_model=Page[LaneOut])
 async def list_lanes(
     session: SessionDep, principal: CurrentPrincipal, cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[LaneOut]:
     """Every lane; a site key only lanes from or to its site and those its shipments travel."""
     stmt = site_scoped(select(Lane), principal, scope.lanes_of_site)
-    return await _page(session, stmt.options(selectinload(Lane.waypoints)), Lane.id, cursor, limit)
+    return await _page(session, stmt.options(selectinload(Lane.waypoints)), Lane.id, cursor, limit, LaneOut)
 
 
 @router.get("/lanes/{lane_id}", response_model=LaneOut)
-async def get_lane(lane_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> Lane:
+async def get_lane(lane_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> LaneOut:
     await svc.get_visible(session, principal, Lane, lane_id, "lane", scope.lanes_of_site)
-    return await svc.get_lane(session, lane_id)
+    return LaneOut.model_validate(await svc.get_lane(session, lane_id))
 
 
 @router.post("/loggers", status_code=status.HTTP_201_CREATED, response_model=LoggerOut)
-async def create_logger(body: LoggerIn, session: SessionDep, principal: Editor) -> Logger:
-    return await svc.create_logger(session, principal, body)
+async def create_logger(body: LoggerIn, session: SessionDep, principal: Editor) -> LoggerOut:
+    return LoggerOut.model_validate(await svc.create_logger(session, principal, body))
 
 
 @router.get("/loggers", response_model=Page[LoggerOut])
 async def list_loggers(
     session: SessionDep, _: Annotated[Principal, Depends(require_roles("coordinator", "qp"))],
     cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
-    return await _page(session, select(Logger), Logger.id, cursor, limit)
+) -> Page[LoggerOut]:
+    return await _page(session, select(Logger), Logger.id, cursor, limit, LoggerOut)
 
 
 @router.get("/loggers/{logger_id}", response_model=LoggerOut)
 async def get_logger(
     logger_id: str, session: SessionDep,
     _: Annotated[Principal, Depends(require_roles("coordinator", "qp"))],
-) -> Logger:
-    return await svc.get_or_404(session, Logger, logger_id, "logger")
+) -> LoggerOut:
+    return LoggerOut.model_validate(await svc.get_or_404(session, Logger, logger_id, "logger"))

@@ -51,9 +51,9 @@ async def shipment_detail(
 @router.post("/shipments", status_code=status.HTTP_201_CREATED, response_model=ShipmentDetail)
 async def create_shipment(
     body: ShipmentIn, session: SessionDep, principal: Coordinator
-) -> dict[str, Any]:
+) -> ShipmentDetail:
     shipment = await svc.create_shipment(session, principal, body)
-    return await shipment_detail(session, principal, shipment.id)
+    return ShipmentDetail.model_validate(await shipment_detail(session, principal, shipment.id))
 
 
 @router.get("/shipments", response_model=Page[ShipmentSummary])
@@ -80,7 +80,7 @@ async def list_shipments(
     ] = "risk",
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[ShipmentSummary]:
     """The fleet overview, answered from maintained shipment state (never by scanning readings)."""
     stmt = overview.filtered(
         shipment_scope(svc.summary_select(), principal),
@@ -91,14 +91,15 @@ async def list_shipments(
     rows, next_cursor = await paginate(
         session, stmt, keys, cursor=cursor, limit=limit, key_of=key_of
     )
-    return {"items": [svc.summary_dict(r) for r in rows], "next_cursor": next_cursor}
+    return Page(items=[ShipmentSummary.model_validate(svc.summary_dict(r)) for r in rows],
+                next_cursor=next_cursor)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentDetail)
 async def get_shipment(
     shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> dict[str, Any]:
-    return await shipment_detail(session, principal, shipment_id)
+) -> ShipmentDetail:
+    return ShipmentDetail.model_validate(await shipment_detail(session, principal, shipment_id))
 
 
 @router.post(
@@ -108,7 +109,7 @@ async def get_shipment(
 )
 async def add_event(
     shipment_id: uuid.UUID, body: ShipmentEventIn, session: SessionDep, principal: EventRecorder
-) -> Any:
+) -> ShipmentEventOut:
     """Record a custody event. It must fit the chain in time; one dated before readings already
     stored for the shipment is a late entry: only a coordinator records it, with a
     `correction_reason` (409 otherwise). `recharged` and `rerouted` (with `lane_id`) are
@@ -122,7 +123,8 @@ async def add_event(
         # decision on the record, never the admin role's.
         raise Forbidden(f"role '{principal.role}' may not do this: a '{body.type}' event is "
                         "recorded by a coordinator key")
-    return await svc.add_event(session, principal, shipment_id, body)
+    return ShipmentEventOut.model_validate(
+        await svc.add_event(session, principal, shipment_id, body))
 
 
 @router.post(
@@ -133,17 +135,18 @@ async def add_event(
 async def correct_event(
     shipment_id: uuid.UUID, event_id: uuid.UUID, body: EventCorrectionIn, session: SessionDep,
     principal: Corrector,
-) -> Any:
+) -> ShipmentEventOut:
     """A coordinator corrects a recorded event, with a reason: a new time (`at`) that still fits
     the chain, or `void: true` for one recorded in error (the latest first). Nothing is deleted:
     the event keeps its first time and the correction; readings stay stored, and which of them
     are the shipment's record follows the corrected receipt. Audited with before and after."""
-    return await corrections.correct_event(session, principal, shipment_id, event_id, body)
+    return ShipmentEventOut.model_validate(
+        await corrections.correct_event(session, principal, shipment_id, event_id, body))
 
 
 @router.get("/shipments/{shipment_id}/events", response_model=list[ShipmentEventOut])
 async def list_events(
     shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
-) -> Any:
+) -> list[ShipmentEventOut]:
     await svc.get_visible_shipment(session, principal, shipment_id)
-    return await svc.shipment_events(session, shipment_id)
+    return [ShipmentEventOut.model_validate(e) for e in await svc.shipment_events(session, shipment_id)]

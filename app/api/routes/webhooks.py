@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
@@ -41,12 +41,12 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated)
 async def create_webhook(
     body: WebhookIn, session: SessionDep, settings: SettingsDep, principal: Manager
-) -> dict[str, Any]:
+) -> WebhookCreated:
     """Subscribe a URL; the answer carries the signing secret (`whsec_…`), shown only this once."""
     sub, secret = await svc.create(
         session, principal, body, allow_private=settings.webhook_allow_private
     )
-    return {**svc.subscription_dict(sub), "secret": secret}
+    return WebhookCreated(**svc.subscription_dict(sub), secret=secret)
 
 
 @router.get("/webhooks", response_model=Page[WebhookOut])
@@ -57,7 +57,7 @@ async def list_webhooks(
         description="list deleted subscriptions (kept with their delivery logs) instead of live "
                     "ones; site keys see only live ones")] = False,
     cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[WebhookOut]:
     stmt = svc.scoped(select(WebhookSubscription), principal).where(
         WebhookSubscription.deleted_at.is_not(None) if deleted
         else WebhookSubscription.deleted_at.is_(None))
@@ -69,28 +69,29 @@ async def list_webhooks(
         session, stmt, [WebhookSubscription.created_at, WebhookSubscription.id], cursor=cursor,
         limit=limit, key_of=lambda r: [r[0].created_at, r[0].id],
     )
-    return {"items": [svc.subscription_dict(r[0]) for r in rows], "next_cursor": next_cursor}
+    return Page(items=[WebhookOut(**svc.subscription_dict(r[0])) for r in rows],
+                next_cursor=next_cursor)
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookOut)
 async def get_webhook(
     webhook_id: uuid.UUID, session: SessionDep, principal: Manager
-) -> dict[str, Any]:
-    return svc.subscription_dict(
-        await svc.get_visible(session, principal, webhook_id, deleted_ok=True))
+) -> WebhookOut:
+    return WebhookOut(**svc.subscription_dict(
+        await svc.get_visible(session, principal, webhook_id, deleted_ok=True)))
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut)
 async def update_webhook(
     webhook_id: uuid.UUID, body: WebhookPatch, session: SessionDep, settings: SettingsDep,
     principal: Manager,
-) -> dict[str, Any]:
+) -> WebhookOut:
     """Change URL, filters or description; `enabled` pauses or resumes delivery."""
     sub = await svc.get_visible(session, principal, webhook_id, lock=True)
     sub = await svc.update_subscription(
         session, principal, sub, body, allow_private=settings.webhook_allow_private, now=utcnow()
     )
-    return svc.subscription_dict(sub)
+    return WebhookOut(**svc.subscription_dict(sub))
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -106,20 +107,20 @@ async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, principal: 
 async def rotate_secret(
     webhook_id: uuid.UUID, session: SessionDep, principal: Manager,
     body: SecretRotateIn | None = None,
-) -> dict[str, Any]:
+) -> SecretRotated:
     """A new secret, shown once; during `overlap_s` every event carries both signatures."""
     sub = await svc.get_visible(session, principal, webhook_id, lock=True)
     overlap = (body or SecretRotateIn()).overlap_s
     secret = await svc.rotate_secret(session, principal, sub, overlap_s=overlap, now=utcnow())
-    return {"id": sub.id, "secret": secret,
-            "previous_secret_expires_at": sub.previous_secret_expires_at}
+    return SecretRotated(id=sub.id, secret=secret,
+                         previous_secret_expires_at=sub.previous_secret_expires_at)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_deliveries(
     webhook_id: uuid.UUID, session: SessionDep, principal: Manager,
     state: DeliveryState | None = None, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Page[DeliveryOut]:
     """The delivery log, newest event first: state, attempts with status codes and latency."""
     await svc.get_visible(session, principal, webhook_id, deleted_ok=True)
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == webhook_id)
@@ -135,13 +136,13 @@ async def list_deliveries(
     ))
     next_cursor = encode_cursor([rows[limit - 1].alert_event_id]) if len(rows) > limit else None
     items = await svc.delivery_dicts(session, rows[:limit], utcnow())
-    return {"items": items, "next_cursor": next_cursor}
+    return Page(items=[DeliveryOut(**item) for item in items], next_cursor=next_cursor)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryOut)
 async def get_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, principal: Manager
-) -> dict[str, Any]:
+) -> DeliveryOut:
     await svc.get_visible(session, principal, webhook_id, deleted_ok=True)
     delivery = await session.scalar(
         select(WebhookDelivery).where(
@@ -150,7 +151,7 @@ async def get_delivery(
     )
     if delivery is None:
         raise NotFound("webhook delivery", delivery_id)
-    return (await svc.delivery_dicts(session, [delivery], utcnow()))[0]
+    return DeliveryOut(**(await svc.delivery_dicts(session, [delivery], utcnow()))[0])
 
 
 @router.post(
@@ -159,8 +160,8 @@ async def get_delivery(
 )
 async def retry_delivery(
     webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, principal: Manager
-) -> dict[str, Any]:
+) -> DeliveryOut:
     """Send this event again now (same `webhook-id`), whatever its state; audited."""
     sub = await svc.get_visible(session, principal, webhook_id)
     delivery = await svc.redeliver(session, principal, sub, delivery_id, now=utcnow())
-    return (await svc.delivery_dicts(session, [delivery], utcnow()))[0]
+    return DeliveryOut(**(await svc.delivery_dicts(session, [delivery], utcnow()))[0])
