@@ -12,6 +12,7 @@ from app.core.audit_verify import verify_chain
 from app.core.db import make_sessionmaker
 from app.core.models import AuditRecord
 from app.core.security import Principal
+from tests.waits import lock_waiters, until
 
 ALICE = Principal(actor="key:alice", role="coordinator")
 
@@ -40,7 +41,7 @@ async def test_audit_then_row_lock_does_not_deadlock_with_row_lock_then_audit(
             await first_audited.wait()
             await session.execute(text("UPDATE sites SET name = 'B2' WHERE country = 'NL'"))
             second_locked.set()
-            await asyncio.sleep(0.2)
+            await until(lambda: lock_waiters(engine), "the other transaction blocked on our row")
             await audit.record(session, ALICE, action="b", entity_type="x", entity_id="2")
             await session.commit()
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -15,36 +16,44 @@ from app.core.db import make_sessionmaker, plain_url
 from app.core.settings import Settings
 from tests.db.engine_support import Clock, alerts_of, at, state_of, store
 from tests.factories import T0, shipment_setup
-
-
-async def _wait_for(predicate: object, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+from tests.waits import listeners, until
 
 
 async def test_worker_wakes_on_notify_evaluates_and_stops(
     client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sid = (await shipment_setup(client, departed_at=T0.isoformat()))["id"]
+    monkeypatch.setattr(worker, "IDLE_POLL_S", 3600.0)  # no poll in time: only a NOTIFY wakes it
+    started, finished = [], []
+    run_cycle = worker.run_cycle
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        started.append(len(started))
+        done = await run_cycle(*args, **kwargs)
+        finished.append(done)
+        return done
+
+    monkeypatch.setattr(worker, "run_cycle", counted)
+    listening = await listeners(engine, worker.CHANNEL)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.serve(
         make_sessionmaker(engine), plain_url(settings.database_url or ""), EvalConfig(), stop,
         period_s=3600, clock=Clock(at(11)),
     ))
     try:
-        await asyncio.sleep(0.3)  # let it LISTEN
-        started = time.monotonic()
+        async def listening_too() -> bool:
+            return await listeners(engine, worker.CHANNEL) > listening
+
+        await until(listening_too, "the worker listening")
+        await until(lambda: finished, "its first round over: it waits for a NOTIFY now")
         await store(engine, sid, "LOG-1", [(0, 5.0), (5, 9.0), (10, 9.0)])
 
         async def alerted() -> bool:
             return any(a.kind == "temperature_high" for a in await alerts_of(db, sid))
 
-        await _wait_for(alerted)
-        assert time.monotonic() - started < 1.0  # woken by NOTIFY, not by the 1 s poll
+        await until(alerted, "the alert the NOTIFY's round raises")
+        assert len(started) >= 2  # raised by a round the NOTIFY started
         assert (await state_of(db, sid)).reading_count == 3
     finally:
         stop.set()

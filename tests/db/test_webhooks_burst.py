@@ -1,25 +1,31 @@
-"""A burst of 10 000 alert events drains through the delivery loop with bounded concurrency."""
+"""Delivery: a burst of events drains with bounded concurrency; NOTIFY wakes it at rest."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import time
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from alerts.webhooks.delivery import run_delivery
-from alerts.webhooks.outbox import enqueue_many
+from alerts.webhooks import delivery
+from alerts.webhooks.outbox import CHANNEL, enqueue_many
 from app.core.models import Alert, AlertEvent, WebhookDelivery
 from app.core.settings import Settings
 from simulators.receiver import Receiver
 from tests import factories
+from tests.waits import listeners, until
 from tests.webhooks_support import open_alert, shipment, subscribe
 
-EVENTS = 10_000
+# The suite drains 2 000; the throughput figure in README comes from 10 000 (WEBHOOK_BURST_EVENTS).
+EVENTS = int(os.environ.get("WEBHOOK_BURST_EVENTS", "2000"))
 PER_ENDPOINT = 8
 
 
@@ -29,7 +35,7 @@ def _delivered_total() -> float:
 
 
 async def _burst(db: AsyncSession, shipment_id: uuid.UUID) -> None:
-    """10 000 alerts with one event each, queued through the outbox in one transaction."""
+    """EVENTS alerts with one event each, queued through the outbox in one transaction."""
     alert_ids = [uuid.uuid4() for _ in range(EVENTS)]
     await db.execute(insert(Alert), [
         {"id": a, "shipment_id": shipment_id, "kind": "shock", "severity": "warning",
@@ -43,7 +49,7 @@ async def _burst(db: AsyncSession, shipment_id: uuid.UUID) -> None:
     await db.commit()
 
 
-async def test_ten_thousand_events_drain_with_bounded_concurrency(
+async def test_a_burst_of_events_drains_with_bounded_concurrency(
     client: httpx.AsyncClient, db: AsyncSession, settings: Settings
 ) -> None:
     async with Receiver(delay_s=0.002) as receiver:
@@ -60,7 +66,7 @@ async def test_ten_thousand_events_drain_with_bounded_concurrency(
             "webhook_timeout_s": 5.0,
         })
         started = time.perf_counter()
-        worker = asyncio.create_task(run_delivery(config, stop))
+        worker = asyncio.create_task(delivery.run_delivery(config, stop))
         try:
             await receiver.wait_delivered(EVENTS, within_s=120)
         finally:
@@ -79,30 +85,43 @@ async def test_ten_thousand_events_drain_with_bounded_concurrency(
     assert _delivered_total() - before == EVENTS
 
 
-async def test_latency_at_rest_commit_to_receiver(
-    client: httpx.AsyncClient, db: AsyncSession, settings: Settings
+async def test_notify_wakes_the_delivery_loops_at_rest(
+    client: httpx.AsyncClient, db: AsyncSession, settings: Settings, engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """NOTIFY wakes the worker: an event committed at rest reaches the site well under a second."""
+    """With no poll in time, only the outbox's NOTIFY can get an event committed at rest out.
+
+    How soon it arrives is measured by benchmarks/wakeups.py, not asserted here.
+    """
+    configured = delivery.DeliveryConfig.from_settings
+    monkeypatch.setattr(delivery.DeliveryConfig, "from_settings", classmethod(
+        lambda _cls, s: dataclasses.replace(configured(s), poll_s=3600.0)))
+    claims: list[int] = []
+    claim = delivery._deliver_due
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        claims.append(await claim(*args, **kwargs))
+        return claims[-1]
+
+    monkeypatch.setattr(delivery, "_deliver_due", counted)
     async with Receiver() as receiver:
         origin = await factories.site(client, "Leiden CTU", "NL")
         destination = await factories.site(client, "Boston infusion centre", "US")
-        ship = await shipment(client, origin, destination, "SHP-LATENCY")
+        ship = await shipment(client, origin, destination, "SHP-AT-REST")
         receiver.secrets.append((await subscribe(client, receiver.url()))["secret"])
+        listening = await listeners(engine, CHANNEL)
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_delivery(settings, stop))
-        await asyncio.sleep(0.5)  # started and listening
-        latencies = []
+        worker = asyncio.create_task(delivery.run_delivery(settings, stop))
         try:
-            for i in range(30):
+            async def at_rest() -> bool:  # listening, and every loop found nothing and waits
+                loops = delivery.DeliveryConfig.from_settings(settings).loops
+                return await listeners(engine, CHANNEL) > listening and len(claims) >= loops
+
+            await until(at_rest, "the delivery loops listening and idle")
+            for i in range(3):
                 await open_alert(db, ship["id"], kind="shock", state="resolved")  # commits
-                committed = time.monotonic()
-                await receiver.wait_delivered(i + 1, within_s=5)
-                latencies.append(receiver.requests[-1].at - committed)
-                await asyncio.sleep(0.02)
+                await receiver.wait_delivered(i + 1, within_s=30)
         finally:
             stop.set()
             await asyncio.wait_for(worker, 30)
-    latencies.sort()
-    print(f"\ncommit → receiver: p50 {latencies[14] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
-    assert latencies[14] < 0.3  # a 1 s poll alone would give ~0.5 s
-    assert latencies[-1] < 2.0
+    assert len(receiver.requests) == 3

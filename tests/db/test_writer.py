@@ -23,6 +23,7 @@ from ingest import payload as p
 from ingest.batch import Assembler, Delivery, PreparedBatch
 from ingest.writer import Writer
 from tests import factories as f
+from tests.waits import lock_waiters, until
 
 PREFIX = "cc"
 T0 = f.T0
@@ -107,10 +108,7 @@ async def test_readings_link_to_the_shipment_of_their_device_time_and_wake_evalu
     assert await conn.fetchval("SELECT dirty_from FROM evaluation_queue") == T0 + timedelta(minutes=5)
     await writer.write(batch(msg("LOG-1", reading(50))))
     assert await conn.fetchval("SELECT dirty_from FROM evaluation_queue") == T0 + timedelta(minutes=5)
-    for _ in range(50):
-        if len(notified) >= 3:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: len(notified) >= 3, "three notifications")
     assert notified == [str(shipment_id)] * 3
 
 
@@ -139,8 +137,8 @@ async def test_registration_racing_a_batch_still_links_its_readings(
             uuid.UUID(shipment["id"]), "LOG-2", T0,
         )
         write = asyncio.create_task(writer.write(batch(msg("LOG-2", reading(10)))))
-        await asyncio.sleep(0.3)
-        assert not write.done()  # waiting for the registration's lock on the logger
+        await until(lambda: lock_waiters(conn), "the batch waiting for the registration's lock")
+        assert not write.done()
         backfilled = await other.execute(
             "UPDATE readings SET shipment_id = $1 WHERE logger_id = 'LOG-2' AND shipment_id IS NULL",
             uuid.UUID(shipment["id"]),

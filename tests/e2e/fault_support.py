@@ -199,8 +199,14 @@ class Plan:
     count: int = 600
     excursions: tuple[range, ...] = field(default=(range(200, 260), range(400, 430)))
 
+    @property
+    def halves(self) -> tuple[range, range]:
+        """Before and after a fault: each holds one excursion."""
+        return range(0, self.count // 2), range(self.count // 2, self.count)
+
     def temp(self, i: int) -> float:
-        return 12.0 if any(i in r for r in self.excursions) else 5.0
+        """Each excursion a degree warmer than the last: a new peak is news (an alert event)."""
+        return next((12.0 + k for k, r in enumerate(self.excursions) if i in r), 5.0)
 
     def payload(self, i: int) -> bytes:
         ts = (self.start + timedelta(seconds=5 * i)).isoformat().replace("+00:00", "Z")

@@ -80,11 +80,13 @@ def reading_json(i: int, *, temp: float | None = None) -> bytes:
                          "temp_c": temp if temp is not None else 4.0 + (i % 40) / 10, "seq": i})
 
 
-def bulk_publish(url: str, prefix: str, logger_ids: Iterable[str], per_logger: int) -> None:
-    """per_logger single-reading messages for each logger via mosquitto_pub -l (fast, C), in parallel."""
+def bulk_publish(url: str, prefix: str, logger_ids: Iterable[str], per_logger: int, *,
+                 first: int = 0) -> None:
+    """Readings `first`…`per_logger - 1` of each logger, one a message, via mosquitto_pub -l (fast,
+    C), the loggers in parallel."""
     address = BrokerAddress.parse(url)
     loggers = list(logger_ids)
-    for start in range(0, per_logger, MOSQUITTO_PUB_CHUNK):
+    for start in range(first, per_logger, MOSQUITTO_PUB_CHUNK):
         stop = min(start + MOSQUITTO_PUB_CHUNK, per_logger)
         procs = []
         for logger_id in loggers:

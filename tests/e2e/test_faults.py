@@ -31,6 +31,7 @@ from tests.e2e.ingest_support import forget_session
 
 pytestmark = pytest.mark.timeout(90)
 LOGGER = "FAULT-L1"
+FLOWING = 50  # readings stored before a fault: the stream is under way when it lands
 
 
 @dataclass
@@ -93,6 +94,9 @@ class Run:
                 publisher.close()
 
         await asyncio.to_thread(send)
+
+    async def stored(self) -> int:
+        return await self.scalar("SELECT count(*) FROM readings WHERE logger_id = :lg", lg=LOGGER)
 
     async def scalar(self, sql: str, **params: object) -> int:
         async with self.engine.connect() as conn:
@@ -168,10 +172,10 @@ async def assert_recovered(run: Run) -> None:
     n, plan = run.plan.count, run.plan
 
     async def all_stored() -> bool:
-        return await run.scalar("SELECT count(*) FROM readings WHERE logger_id = :lg", lg=LOGGER) >= n
+        return await run.stored() >= n
 
     await eventually(run, all_stored, f"{n} readings stored")
-    assert await run.scalar("SELECT count(*) FROM readings WHERE logger_id = :lg", lg=LOGGER) == n
+    assert await run.stored() == n
     assert await run.scalar("SELECT count(*) FROM ingest_rejections") == 0
 
     last_ts = plan.start + timedelta(seconds=5 * (n - 1))
@@ -213,16 +217,28 @@ async def assert_recovered(run: Run) -> None:
     await eventually(run, delivered, "every alert event received by the webhook endpoint")
 
 
+async def flowing(run: Run, at_least: int = FLOWING) -> int:
+    """Wait until `at_least` readings are stored: the fault then lands on a stream under way."""
+    async def enough() -> bool:
+        return await run.stored() >= at_least
+
+    await eventually(run, enough, f"{at_least} readings stored")
+    return await run.stored()
+
+
 async def test_postgres_restarted_while_ingest_alerts_and_delivery_run(
     run: Run, servers: Servers
 ) -> None:
+    first, rest = run.plan.halves
     run.start("ingest", "alerts", "delivery")
-    publishing = asyncio.create_task(run.publish(range(run.plan.count), per_second=150))
-    await asyncio.sleep(1.5)
+    publishing = asyncio.create_task(run.publish(first, per_second=150))
+    before = await flowing(run)
     await asyncio.to_thread(servers.postgres.stop, "immediate")  # a crash: WAL recovery on start
-    await asyncio.sleep(1.0)
-    await asyncio.to_thread(servers.postgres.start)
     await publishing
+    await run.publish(rest, per_second=150)  # while the database is down
+    await asyncio.to_thread(run.roles["ingest"].wait_for, "batch write failed")  # it hit the outage
+    await asyncio.to_thread(servers.postgres.start)
+    assert FLOWING <= before < run.plan.count  # stored before the crash, the rest only after
     await assert_recovered(run)
     assert all(role.alive() for role in run.roles.values()), run.logs()
 
@@ -232,60 +248,87 @@ async def test_broker_restarted_while_loggers_publish(run: Run, servers: Servers
     # so messages published after its restart and before the workers re-subscribe are dropped.
     # Scaling out with COLDCHAIN_INGEST_GROUP needs a broker that keeps shared subscriptions.
     run.settings = run.settings.model_copy(update={"ingest_group": ""})
+    first, rest = run.plan.halves
     run.start("ingest", "alerts", "delivery")
-    publishing = asyncio.create_task(run.publish(range(run.plan.count), per_second=150))
-    await asyncio.sleep(1.5)
+    publishing = asyncio.create_task(run.publish(first, per_second=150))
+    await flowing(run)
     await asyncio.to_thread(servers.broker.stop)  # persists sessions and queued messages
-    await asyncio.sleep(1.0)
+    await asyncio.to_thread(run.roles["ingest"].wait_for, "disconnected from the MQTT broker")
+    at_stop = await run.stored()
     await asyncio.to_thread(servers.broker.start)
-    await publishing
+    await publishing  # the publisher rode out the restart
+    await run.publish(rest, per_second=150)
+    assert FLOWING <= at_stop < run.plan.count
     await assert_recovered(run)
     assert all(role.alive() for role in run.roles.values()), run.logs()
 
 
 async def test_webhook_receiver_down_for_a_while(run: Run) -> None:
-    run.receiver.stop()  # connection refused until it comes back
+    first, rest = run.plan.halves
     run.start("ingest", "alerts", "delivery")
-    await run.publish(range(run.plan.count))
+    await run.publish(first)
+
+    async def delivered_some() -> bool:
+        return len(run.receiver.ids()) >= 1
+
+    await eventually(run, delivered_some, "the first excursion's webhook received")
+    run.receiver.stop()  # connection refused until it comes back
+    received_before = run.receiver.ids()
+    await run.publish(rest)  # the second excursion: its events queue up meanwhile
 
     async def failed_attempts() -> bool:
         return await run.scalar("SELECT count(*) FROM webhook_attempts WHERE status_code IS NULL") > 0
 
     await eventually(run, failed_attempts, "attempts failing against the unplugged receiver")
-    assert await run.scalar("SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'") == 0
     run.receiver.start()
     await assert_recovered(run)
+    assert received_before < run.receiver.ids()  # more arrived after it came back
 
 
 async def test_ingest_and_alerts_killed_with_sigkill(run: Run) -> None:
+    first, rest = run.plan.halves
     run.start("ingest", "alerts", "delivery")
-    publishing = asyncio.create_task(run.publish(range(run.plan.count), per_second=150))
-    await asyncio.sleep(1.2)
+    publishing = asyncio.create_task(run.publish(first, per_second=150))
+    await flowing(run)
     run.roles["ingest"].kill()
-    await asyncio.sleep(0.5)
+    at_kill = await run.stored()  # nothing commits after SIGKILL
     run.start("ingest")
-    await asyncio.sleep(1.2)
+    await publishing
+
+    async def delivered() -> bool:  # the first excursion's alert opened and went out
+        return await run.scalar(
+            "SELECT count(*) FILTER (WHERE state = 'delivered') = count(*) AND count(*) >= 1 "
+            "FROM webhook_deliveries")
+
+    # Between attempts: a delivery killed after its POST, before recording it, is sent again only
+    # when its lease runs out (94 s here), and holds up its alert's later events until then.
+    await eventually(run, delivered, "the first excursion's alert delivered")
     run.roles["alerts"].kill()
     run.roles["delivery"].kill()
-    await asyncio.sleep(0.5)
+    events_at_kill = await run.scalar("SELECT count(*) FROM alert_events")
     run.start("alerts", "delivery")
-    await publishing
+    await run.publish(rest, per_second=150)  # the second excursion comes after the kill
+    assert FLOWING <= at_kill < run.plan.count
     await assert_recovered(run)
+    assert await run.scalar("SELECT count(*) FROM alert_events") > events_at_kill
 
 
 async def test_sigterm_drains_in_flight_batches_and_exits_cleanly(run: Run) -> None:
+    first, rest = run.plan.halves
     run.start("ingest", "alerts", "delivery")
-    publishing = asyncio.create_task(run.publish(range(run.plan.count), per_second=200))
-    await asyncio.sleep(1.5)
-    code, took = await asyncio.to_thread(run.roles["ingest"].terminate)
-    assert code == 0 and took < 10, (code, took, run.roles["ingest"].log())
+    publishing = asyncio.create_task(run.publish(first, per_second=200))
+    await flowing(run)
+    # Role.terminate's own bound (20 s) is the hang check: how long a drain takes is no test's
+    # business under a shared machine's load.
+    code, _ = await asyncio.to_thread(run.roles["ingest"].terminate)
+    assert code == 0, run.roles["ingest"].log()
     assert "ingest worker stopped" in run.roles["ingest"].log()
-    stored_at_stop = await run.scalar("SELECT count(*) FROM readings")
-    assert 0 < stored_at_stop < run.plan.count
+    stored_at_stop = await run.stored()
+    assert FLOWING <= stored_at_stop < run.plan.count
     run.start("ingest")
     await publishing
+    await run.publish(rest, per_second=200)
     await assert_recovered(run)
     for name in ("ingest", "alerts", "delivery"):
-        code, took = await asyncio.to_thread(run.roles[name].terminate)
-        assert code == 0 and took < 15, (name, code, took, run.roles[name].log())
-
+        code, _ = await asyncio.to_thread(run.roles[name].terminate)
+        assert code == 0, (name, code, run.roles[name].log())

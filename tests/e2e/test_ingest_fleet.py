@@ -54,7 +54,9 @@ async def test_a_hung_database_connection_is_given_up_and_the_batch_committed_on
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
         assert await run.count("SELECT count(*) FROM readings") == 3
-        assert 1.0 < took < 15.0, took  # the client-side command timeout (1 s + 1 s), then a retry
+        # Not before the client-side command timeout (1 s) gave the hung connection up; settle's
+        # own bound is the hang check, how long the retry takes under load is no test's business.
+        assert took > 1.0, took
         assert retry_metric("connection") == retries + 1
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.db import make_sessionmaker
-from app.core.models import Alert, EvaluationQueue, IngestRejection, Reading, Shipment
+from app.core.models import Alert, IngestRejection, Reading, Shipment
 from app.core.settings import Settings
 from app.schemas.reference import LoggerIn
 from app.services.reference import create_logger
@@ -32,6 +32,7 @@ from simulators.provision import SIMULATOR
 from simulators.publisher import Publisher, telemetry_topic
 from simulators.scenario import library
 from tests.conftest import truncate_all
+from tests.waits import evaluation_idle
 
 pytestmark = pytest.mark.slow
 SCENARIOS = library()
@@ -80,22 +81,19 @@ async def _kinds(sessions: async_sessionmaker[AsyncSession],
     return found
 
 
-async def _settle(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+async def _settle(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
                   results: list[runner.RunResult]) -> dict[uuid.UUID, Counter[str]]:
-    """Wait until nothing is queued and every shipment shows its expected kinds (or time out),
-    then a few more evaluation periods so that late, unexpected alerts are caught too."""
+    """Wait until every shipment shows its expected kinds and the worker has nothing left to do
+    for them (nothing queued or claimed, no check due): an unexpected alert would be there too."""
     ids = [r.shipment_id for r in results]
     want = {r.shipment_id: set(r.expected) for r in results}
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
-        async with sessions() as session:
-            queued = await session.scalar(select(func.count()).select_from(EvaluationQueue).where(
-                EvaluationQueue.shipment_id.in_(ids)))
         found = await _kinds(sessions, ids)
-        if not queued and all(set(found[i]) == want[i] for i in ids):
+        if all(set(found[i]) == want[i] for i in ids) and await evaluation_idle(
+                engine, [str(i) for i in ids]):
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(3 * settings.evaluator_period_s + 1.0)
     return await _kinds(sessions, ids)
 
 
@@ -116,7 +114,7 @@ async def outcomes(
         results = await asyncio.gather(*(
             runner.run(live, sc, speed=None, tag=f"e2e{i:02d}", sessions=sessions)
             for i, sc in enumerate(SCENARIOS.values())))
-        kinds = await _settle(live, sessions, results)
+        kinds = await _settle(engine, sessions, results)
         for task in workers:
             assert not task.done(), f"the {task.get_name()} worker stopped: {task.exception()!r}"
         out: dict[str, Outcome] = {}

@@ -8,6 +8,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,6 +23,7 @@ class Collector:
     """A paho subscriber gathering what the broker delivers under one topic prefix."""
 
     def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = prefix
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -40,15 +42,22 @@ class Collector:
             self.messages.append((msg.topic, msg.payload))
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[tuple[str, bytes]]:
+        """What arrived once `count` messages have, and a marker sent after them came back: the
+        broker delivers to one subscriber in order, so anything published earlier came first."""
+        self._until(lambda: len(self.messages) >= count, timeout)
+        marker = f"{self.prefix}/marker/{secrets.token_hex(4)}"
+        self.client.publish(marker, b"", qos=1)
+        self._until(lambda: any(topic == marker for topic, _ in self.messages), timeout)
+        with self._lock:
+            return [m for m in self.messages if m[0] != marker]
+
+    def _until(self, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if len(self.messages) >= count:
-                    break
-            time.sleep(0.05)
-        time.sleep(0.2)  # and nothing more than expected arrives
-        with self._lock:
-            return list(self.messages)
+                if check():
+                    return
+            time.sleep(0.01)
 
     def close(self) -> None:
         self.client.disconnect()
