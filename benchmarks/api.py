@@ -21,17 +21,17 @@ import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
+from scratch import create_database, drop_database, server  # noqa: E402
 
 from app.core.migrate import upgrade  # noqa: E402
 
@@ -87,24 +87,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _create_database(admin_url: str) -> str:
-    name = f"coldchain_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-
-
-async def _drop_database(admin_url: str, url: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {urlsplit(url).path[1:]} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 async def _fill(url: str, shipments: int, extra_readings: int) -> tuple[str, float]:
@@ -181,7 +163,7 @@ async def _wait_ready(http: httpx.AsyncClient, proc: asyncio.subprocess.Process)
 
 
 async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
-    url = await _create_database(admin_url)
+    url = await create_database(admin_url)
     proc = None
     try:
         await asyncio.to_thread(upgrade, url)
@@ -234,7 +216,7 @@ async def run(args: argparse.Namespace, admin_url: str) -> dict[str, Any]:
                 proc.kill()
                 await proc.wait()
         if not args.keep:
-            await _drop_database(admin_url, url)
+            await drop_database(admin_url, url)
 
 
 def main() -> int:
@@ -247,21 +229,8 @@ def main() -> int:
     args = p.parse_args()
     if args.requests > 5000 or args.extra_readings > 50_000_000:
         p.error("keep benchmark runs bounded")
-    postgres = None
-    db_url = os.environ.get("DATABASE_URL")
-    if not db_url:
-        from app.embedded import EmbeddedPostgres
-
-        postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ccbench-")) / "postgres",
-                                    throwaway=True)
-        postgres.start()
-        db_url = postgres.superuser_url  # creates the benchmark's database
-    admin = urlunsplit(urlsplit(db_url)._replace(scheme="postgresql", path="/postgres"))
-    try:
+    with server() as admin:
         report = asyncio.run(run(args, admin))
-    finally:
-        if postgres is not None:
-            postgres.destroy()
     report["command"] = "python benchmarks/api.py " + " ".join(sys.argv[1:])
     if args.json:
         print(json.dumps(report))

@@ -19,21 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
+from scratch import create_database, drop_database, server  # noqa: E402
 
 from alerts import worker  # noqa: E402
 from alerts.rules import EvalConfig  # noqa: E402
@@ -188,19 +186,8 @@ async def fleet_case(conn: asyncpg.Connection, bench: Bench, first: int, shipmen
     }
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
-    admin, embedded = os.environ.get("DATABASE_URL"), None
-    if not admin:
-        from app.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp()) / "pg", throwaway=True)
-        embedded.start()
-        admin = embedded.superuser_url  # creates the benchmark's database
-    name = f"coldchain_bench_eval_{secrets.token_hex(3)}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f"CREATE DATABASE {name}")
-    await conn.close()
-    url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+async def main(args: argparse.Namespace, admin: str) -> dict[str, Any]:
+    url = await create_database(admin, "coldchain_bench_eval")
     try:
         await asyncio.to_thread(upgrade, url)
         conn = await asyncpg.connect(url)
@@ -218,11 +205,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await bench.engine.dispose()
         return results
     finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.close()
-        if embedded:
-            embedded.destroy()
+        await drop_database(admin, url)
 
 
 def _figures(results: dict[str, Any]) -> dict[str, float]:
@@ -277,7 +260,8 @@ def _cli() -> None:
                   f"--batches={args.batches}", f"--batch={args.batch}"]
         compare(args.compare.resolve(), args.rounds, passed)
         return
-    results = asyncio.run(main(args))
+    with server() as admin:
+        results = asyncio.run(main(args, admin))
     if args.json:
         print(json.dumps(results, indent=2))
         return

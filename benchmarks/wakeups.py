@@ -19,23 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
+from scratch import create_database, drop_database, server  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from alerts import worker  # noqa: E402
@@ -182,11 +181,7 @@ async def webhook_case(url: str, settings: Settings, receiver: Receiver,
 
 
 async def run(args: argparse.Namespace, admin: str) -> dict[str, Any]:
-    name = f"coldchain_bench_wake_{secrets.token_hex(3)}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f"CREATE DATABASE {name}")
-    await conn.close()
-    url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+    url = await create_database(admin, "coldchain_bench_wake")
     try:
         await asyncio.to_thread(upgrade, url)
         settings = Settings(database_url=url, admin_api_key=ADMIN_KEY, webhook_allow_private=True,
@@ -208,9 +203,7 @@ async def run(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             case: {**summary(values), "x_notify": round(statistics.median(values) / floor, 1)}
             for case, values in cases.items()}}
     finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.close()
+        await drop_database(admin, url)
 
 
 def main() -> int:
@@ -220,20 +213,8 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.probes <= 500:
         parser.error("keep benchmark runs bounded (1…500 probes)")
-    admin, postgres = os.environ.get("DATABASE_URL"), None
-    if not admin:
-        from app.embedded import EmbeddedPostgres
-
-        postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="ccbench-")) / "pg",
-                                    throwaway=True)
-        postgres.start()
-        admin = postgres.superuser_url
-    admin = urlunsplit(urlsplit(admin)._replace(path="/postgres"))
-    try:
+    with server() as admin:
         report = asyncio.run(run(args, admin))
-    finally:
-        if postgres is not None:
-            postgres.destroy()
     report["command"] = "python benchmarks/wakeups.py " + " ".join(sys.argv[1:])
     if args.json:
         print(json.dumps(report))
