@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the project: benchmarks/ingest.py
 
 import asyncpg  # noqa: E402
 from scratch import create_database, drop_database, server  # noqa: E402
