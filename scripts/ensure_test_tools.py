@@ -1,7 +1,9 @@
-"""Install what the test suite needs beyond Python packages (headless Chromium), if missing.
+"""Install what the test suite needs beyond Python packages, if missing: headless Chromium (the
+page's tests), mosquitto (MQTT 5 and shared subscriptions, which the amqtt fallback lacks) with
+its clients (bulk publishing, password files), and psql (the test servers' set-up).
 
-Runs before `make test`: on a Debian/Ubuntu machine as root it installs Debian's `chromium`
-package; elsewhere it only reports what is missing (the browser tests then say why they fail).
+Runs before `make test`: on a Debian/Ubuntu machine as root it installs the Debian packages;
+elsewhere it only reports what is missing (the tests that need it then say why they fail).
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ import shutil
 import subprocess
 import sys
 
-PACKAGES = {"chromium": "/usr/bin/chromium"}
+# Debian package → a program it installs.
+PACKAGES = {"chromium": "chromium", "mosquitto": "mosquitto", "mosquitto-clients": "mosquitto_pub",
+            "postgresql-client": "psql"}
+
+
+def _installed(program: str) -> bool:
+    return shutil.which(program) is not None or any(
+        os.path.exists(f"{d}/{program}") for d in ("/usr/bin", "/usr/sbin"))
 
 
 def main() -> int:
-    missing = [pkg for pkg, path in PACKAGES.items() if not os.path.exists(path)]
+    missing = [pkg for pkg, program in PACKAGES.items() if not _installed(program)]
     if not missing:
         return 0
     if os.geteuid() != 0 or not shutil.which("apt-get"):
