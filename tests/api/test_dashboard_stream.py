@@ -15,12 +15,14 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.models import ShipmentState
+from app.core.security import Principal
 from app.core.settings import Settings
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key
 from tests.conftest import ADMIN_KEY
 from tests.live_server import running
+from tests.waits import until
 
 
 class Listener:
@@ -159,9 +161,19 @@ async def _key(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 
 
 async def test_a_revoked_or_expired_key_loses_the_stream(
-    client: httpx.AsyncClient, db: AsyncSession, live_recheck: str
+    client: httpx.AsyncClient, db: AsyncSession, live_recheck: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from app.api.routes import stream as stream_route
     from app.core.models import utcnow
+
+    checks: list[uuid.UUID | None] = []
+    ask = stream_route.why_no_longer_valid
+
+    async def counted(session: AsyncSession, principal: Principal) -> str | None:
+        checks.append(principal.key_id)
+        return await ask(session, principal)
+
+    monkeypatch.setattr(stream_route, "why_no_longer_valid", counted)
 
     revoked = await _key(client, role="coordinator")
     expires_at = utcnow() + timedelta(seconds=2)
@@ -172,9 +184,9 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
         try:
             for listener in listeners.values():
                 assert (await listener.next("ready"))["listening"] is True
-            await asyncio.sleep(1.0)  # several re-checks pass while the keys are valid
-            # (the expiring key may be past its time already on a loaded machine: not asked here)
-            assert not any(listeners[name].task.done() for name in ("revoked", "admin"))
+            # Re-checks pass while the key is valid (the expiring one may already be gone).
+            await until(lambda: checks.count(uuid.UUID(revoked["id"])) >= 2, "two re-checks")
+            assert not listeners["revoked"].task.done() and not listeners["admin"].task.done()
             deleted = await client.delete(f"/api/v1/api-keys/{revoked['id']}")
             assert deleted.status_code in (200, 204), deleted.text
             ended = await listeners["revoked"].next("unauthorized", wait_s=5)
@@ -198,7 +210,6 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
 async def test_a_stream_whose_key_cannot_be_checked_again_closes(settings: Settings) -> None:
     from app.api.routes.stream import _events
     from app.core.db import plain_url
-    from app.core.security import Principal
     from app.dashboard.hub import Hub
 
     async def database_down() -> str | None:
