@@ -48,9 +48,10 @@ SETUP = [
 ]
 # $1 lane, $2 product, $3 packaging, $4 origin, $5 destination, $6 now, $7 count
 SHIPMENTS_SQL = """
-INSERT INTO shipments (id, reference, lane_id, product_id, packaging_id, origin_site_id,
-                       destination_site_id, status, packed_at, departed_at, safety_margin_h)
-SELECT md5('s' || g)::uuid, 'SHP-' || lpad(g::text, 6, '0'), $1, $2, $3, $4, $5,
+INSERT INTO shipments (id, reference, lane_id, planned_lane_id, product_id, packaging_id,
+                       origin_site_id, destination_site_id, status, packed_at, departed_at,
+                       safety_margin_h)
+SELECT md5('s' || g)::uuid, 'SHP-' || lpad(g::text, 6, '0'), $1, $1, $2, $3, $4, $5,
        CASE WHEN g % 10 = 0 THEN 'customs_hold' ELSE 'in_transit' END,
        $6::timestamptz - (g % 72) * interval '1 hour',
        $6::timestamptz - (g % 70) * interval '1 hour', 24

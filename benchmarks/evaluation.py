@@ -65,9 +65,9 @@ async def add_shipments(conn: asyncpg.Connection, first: int, count: int, at: da
         "INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps, last_received_at) "
         f"SELECT 'B-' || g, $3, 'online', 0, $4 FROM {SERIES}", first, count, interval_s, at)
     await conn.execute(
-        "INSERT INTO shipments (id, reference, lane_id, product_id, packaging_id, origin_site_id,"
-        " destination_site_id, status, packed_at, departed_at, safety_margin_h) "
-        f"SELECT md5('s' || g)::uuid, 'B-' || g, '{IDS['lane']}', '{IDS['product']}', "
+        "INSERT INTO shipments (id, reference, lane_id, planned_lane_id, product_id, packaging_id,"
+        " origin_site_id, destination_site_id, status, packed_at, departed_at, safety_margin_h) "
+        f"SELECT md5('s' || g)::uuid, 'B-' || g, '{IDS['lane']}', '{IDS['lane']}', '{IDS['product']}', "
         f"'{IDS['packaging']}', '{IDS['origin']}', '{IDS['dest']}', 'in_transit', $3, $3, 24 "
         f"FROM {SERIES}", first, count, at)
     await conn.execute(
