@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -74,6 +74,9 @@ class PackagingIn(StrictBody):
     name: Name
     qualified_hold_h: float = Field(gt=0, le=24 * 60, allow_inf_nan=False)
     temp_class: str | None = Field(default=None, max_length=40)
+    requalified_until: date | None = Field(
+        default=None, description="The shipper type's qualification holds through this day "
+                                  "(UTC); a shipment packed after it is refused (422)")
 
 
 class PackagingOut(Out):
@@ -81,7 +84,20 @@ class PackagingOut(Out):
     name: str
     qualified_hold_h: float
     temp_class: str | None
+    requalified_until: date | None
     created_at: datetime
+
+
+class RequalificationDue(Out):
+    """A packaging profile whose requalification runs out soon (or ran out), with its use."""
+
+    id: uuid.UUID
+    name: str
+    requalified_until: date
+    days_left: int = Field(description="days from today (UTC) to `requalified_until`; "
+                                       "negative: expired")
+    active_shipments: int = Field(description="shipments packed, in transit, in customs or "
+                                              "delivered (not yet received) in this packaging")
 
 
 class WaypointIn(StrictBody):

@@ -27,9 +27,8 @@ from app.core.models import (
 from app.core.security import Principal
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
 from app.services import custody, timeline
+from app.services.packaging import ACTIVE_STATUSES, require_qualified
 from app.services.reference import require_exists, snapshot
-
-ACTIVE_STATUSES = ("packed", "in_transit", "customs_hold", "delivered")
 
 
 async def create_shipment(
@@ -39,7 +38,10 @@ async def create_shipment(
     if lane is None:
         raise InvalidField("lane_id", f"no such lane: {data.lane_id}")
     await require_exists(session, Product, data.product_id, "product_id")
-    await require_exists(session, Packaging, data.packaging_id, "packaging_id")
+    packaging = await session.get(Packaging, data.packaging_id)
+    if packaging is None:
+        raise InvalidField("packaging_id", f"no such packaging: {data.packaging_id}")
+    require_qualified(packaging, data.packed_at)
     if data.departed_at is not None and data.departed_at < data.packed_at:
         raise InvalidField("departed_at", "must not be before packed_at")
     if await session.scalar(select(Shipment.id).where(Shipment.reference == data.reference)):

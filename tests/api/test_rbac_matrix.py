@@ -93,6 +93,7 @@ EXPECT: dict[str, Access] = {
     "POST /api/v1/packaging": Access(roles("coordinator"), body=lambda w, n: {
         "name": f"Dry ice {n}", "qualified_hold_h": 72}),
     "GET /api/v1/packaging": Access(ALL),
+    "GET /api/v1/packaging/requalification-due": Access(ALL),
     "GET /api/v1/packaging/{packaging_id}": Access(ALL),
     "POST /api/v1/lanes": Access(roles("coordinator"), body=lambda w, n: {
         "name": f"Lane {n}", "origin_site_id": w.own["site_id"],

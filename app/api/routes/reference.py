@@ -14,7 +14,7 @@ from app.api.deps import CurrentPrincipal, SessionDep, require_roles
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
 from app.core import scope
 from app.core.errors import NotFound
-from app.core.models import Lane, Logger, Packaging, Product, Site
+from app.core.models import Lane, Logger, Packaging, Product, Site, utcnow
 from app.core.scope import site_scoped
 from app.core.security import Principal
 from app.schemas.reference import (
@@ -26,9 +26,11 @@ from app.schemas.reference import (
     PackagingOut,
     ProductIn,
     ProductOut,
+    RequalificationDue,
     SiteIn,
     SiteOut,
 )
+from app.services import packaging as packaging_svc
 from app.services import reference as svc
 
 router = APIRouter(tags=["reference data"])
@@ -104,6 +106,19 @@ async def list_packaging(
     """Every packaging profile; a site key only those of its own site's shipments."""
     stmt = site_scoped(select(Packaging), principal, scope.packaging_of_site)
     return await _page(session, stmt, Packaging.id, cursor, limit, PackagingOut)
+
+
+@router.get("/packaging/requalification-due", response_model=list[RequalificationDue])
+async def requalification_due(
+    session: SessionDep, principal: CurrentPrincipal,
+    within_days: Annotated[int, Query(ge=0, le=3650)] = packaging_svc.DUE_WITHIN_DAYS,
+) -> list[RequalificationDue]:
+    """The fleet's packaging whose requalification ends within `within_days` (default 30) of
+    today (UTC) or has ended, soonest first, with how many active shipments are packed in it;
+    a site key sees the packaging of its own shipments only."""
+    rows = await packaging_svc.requalification_due(
+        session, principal, today=utcnow().date(), within_days=within_days)
+    return [RequalificationDue.model_validate(r) for r in rows]
 
 
 @router.get("/packaging/{packaging_id}", response_model=PackagingOut)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -56,6 +56,8 @@ class Packaging(Base):
     name: Mapped[str] = mapped_column(String(200))
     qualified_hold_h: Mapped[float] = mapped_column(Float)
     temp_class: Mapped[str | None] = mapped_column(String(40))
+    # Qualified through this day (UTC): a shipment packed after it is refused.
+    requalified_until: Mapped[date | None]
     created_at: Mapped[datetime] = created_at_column()
 
 
