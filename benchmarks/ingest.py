@@ -11,10 +11,18 @@ last commit, p50/p99 publish→commit latency, CPU per process (subscriber, its 
 broker, publishers) and the subscriber's resident memory over the run.
 
 Contenders: `worker` (ingest.worker: validation, dedup, shipment links, raw store, hand-off),
-`yardstick` (stock paho + asyncpg COPY into a bare table, ack after commit) and `naive` (one
-INSERT and commit per message). Uses DATABASE_URL's server (a fresh database, dropped after) and a
-throwaway mosquitto (`--mqtt-url` to use another broker; it needs room for the backlog:
-max_queued_messages, see README "Broker settings").
+`worker-paho` (the same worker on paho's supported receive path: on_message, client.ack per
+message; issue 13 item 8), `yardstick` (stock paho + asyncpg COPY into a bare table, ack after
+commit) and `naive` (one INSERT and commit per message). `--repeat N` runs the contenders N times,
+interleaved (the order turned each round), and reports each one's median and the ratios of the
+medians:
+
+    python benchmarks/ingest.py --contenders worker,worker-paho --repeat 5
+
+Uses DATABASE_URL's server (a superuser's URL: a fresh database, dropped after) or, unset, a
+throwaway embedded PostgreSQL (benchmarks/scratch.py), and a throwaway mosquitto (`--mqtt-url` to
+use another broker; it needs room for the backlog: max_queued_messages, see README "Broker
+settings").
 """
 
 from __future__ import annotations
@@ -34,15 +42,16 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # after the project: benchmarks/ingest.py
 
 import asyncpg  # noqa: E402
 import psutil  # noqa: E402
+from scratch import create_database, drop_database, server  # noqa: E402
 
 from app.core.migrate import upgrade  # noqa: E402
-from app.embedded import EmbeddedBroker, EmbeddedPostgres  # noqa: E402
+from app.embedded import EmbeddedBroker  # noqa: E402
 
 ROLES = Path(__file__).resolve().parent / "ingest_roles.py"
 PREFILL = """
@@ -61,6 +70,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=0, help="offered messages/s (0: as fast as possible)")
     p.add_argument("--contenders", default="yardstick,worker,naive")
     p.add_argument("--workers", type=int, default=1, help="worker processes in one shared group")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of all contenders; medians reported")
     p.add_argument("--naive-messages", type=int, default=10_000)
     p.add_argument("--prefill", type=int, default=0, help="readings already in the table")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -70,11 +80,7 @@ def parse_args() -> argparse.Namespace:
 
 
 async def prepare_database(admin_url: str, loggers: list[str], prefill: int) -> str:
-    name = f"coldchain_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    url = await create_database(admin_url)
     await asyncio.to_thread(upgrade, url)
     conn = await asyncpg.connect(url)
     await conn.executemany("INSERT INTO loggers (id, reporting_interval_s, status, seq_gaps)"
@@ -87,12 +93,6 @@ async def prepare_database(admin_url: str, loggers: list[str], prefill: int) -> 
         await conn.execute("VACUUM ANALYZE readings")
     await conn.close()
     return url
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f"DROP DATABASE IF EXISTS {urlsplit(url).path[1:]} WITH (FORCE)")
-    await admin.close()
 
 
 def cpu_of(proc: psutil.Process | None) -> float:
@@ -111,13 +111,14 @@ async def stored(db_url: str, loggers: list[str]) -> int:
         await conn.close()
 
 
-def tag(contender: str) -> str:
-    """Logger ids of a contender: B + the initials of its name + a number."""
-    return "".join(part[0] for part in contender.split("-"))
+def logger_ids(contender: str, round_: int, count: int) -> list[str]:
+    """Logger ids of a contender in a round: B + the initials of its name + round + a number."""
+    tag = "".join(part[0] for part in contender.split("-"))
+    return [f"B{tag}{round_}x{i}" for i in range(count)]
 
 
 def run_contender(name: str, args: argparse.Namespace, db_url: str, mqtt_url: str,
-                  broker: psutil.Process | None) -> dict[str, Any]:
+                  broker: psutil.Process | None, round_: int = 0) -> dict[str, Any]:
     messages = args.naive_messages if name == "naive" else args.messages
     prefix = f"bench-{name}-{secrets.token_hex(3)}/v1"
     common = {"database_url": db_url, "mqtt_url": mqtt_url, "prefix": prefix}
@@ -145,7 +146,7 @@ def run_contender(name: str, args: argparse.Namespace, db_url: str, mqtt_url: st
 
     threading.Thread(target=sample, daemon=True).start()
     broker_cpu = cpu_of(broker)
-    loggers = [f"B{tag(name)}{i}" for i in range(args.loggers)]
+    loggers = logger_ids(name, round_, args.loggers)
     pub = subprocess.run(
         [sys.executable, str(ROLES), "publish", json.dumps({
             **common, "messages": messages, "loggers": loggers, "rate": args.rate,
@@ -182,23 +183,41 @@ def run_contender(name: str, args: argparse.Namespace, db_url: str, mqtt_url: st
     }
 
 
-def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    head = (f"{'contender':<10} {'readings':>9} {'seconds':>8} {'readings/s':>11} {'p50 ms':>8} "
+RATIOS = (("worker", "yardstick", ".2f"), ("worker-paho", "worker", ".2f"), ("worker", "naive", ".1f"))
+
+
+def report(rounds: list[list[dict[str, Any]]], args: argparse.Namespace) -> None:
+    head = (f"{'contender':<15} {'readings':>9} {'seconds':>8} {'readings/s':>11} {'p50 ms':>8} "
             f"{'p99 ms':>8} {'cpu sub':>8} {'cpu pg':>7} {'cpu mqtt':>8} {'cpu pub':>8} {'rss MB':>11}")
     print("\n" + head + "\n" + "-" * len(head))
-    for r in rows:
-        print(f"{r['contender']:<10} {r['readings']:>9,} {r['seconds']:>8.2f} {r['rate']:>11,.0f} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['cpu_subscriber']:>8.2f} "
-              f"{r['cpu_pg_backend']:>7.2f} {r['cpu_broker']:>8.2f} "
-              f"{r['cpu_feeder'] + r['cpu_mosquitto_pub']:>8.2f} "
-              f"{r['rss_mb'][0]:>5.0f}-{r['rss_mb'][1]:<5.0f}")
-    by = {r["contender"]: r for r in rows}
-    if "worker" in by and "yardstick" in by:
-        print(f"\nworker / yardstick = {by['worker']['rate'] / by['yardstick']['rate']:.2f}")
-    if "worker" in by and "worker-paho" in by:
-        print(f"worker-paho / worker = {by['worker-paho']['rate'] / by['worker']['rate']:.2f}")
-    if "worker" in by and "naive" in by:
-        print(f"worker / naive     = {by['worker']['rate'] / by['naive']['rate']:.1f}")
+    for i, rows in enumerate(rounds):
+        for r in rows:
+            label = r["contender"] + (f" #{i + 1}" if len(rounds) > 1 else "")
+            print(f"{label:<15} {r['readings']:>9,} {r['seconds']:>8.2f} {r['rate']:>11,.0f} "
+                  f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['cpu_subscriber']:>8.2f} "
+                  f"{r['cpu_pg_backend']:>7.2f} {r['cpu_broker']:>8.2f} "
+                  f"{r['cpu_feeder'] + r['cpu_mosquitto_pub']:>8.2f} "
+                  f"{r['rss_mb'][0]:>5.0f}-{r['rss_mb'][1]:<5.0f}")
+    rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for rows in rounds:
+        for r in rows:
+            rates.setdefault(r["contender"], []).append(r["rate"])
+            cpu.setdefault(r["contender"], []).append(r["cpu_subscriber"] / max(r["readings"], 1))
+    if len(rounds) > 1:
+        print(f"\nmedians of {len(rounds)} rounds:")
+        for name, values in rates.items():
+            print(f"  {name:<15} {statistics.median(values):>9,.0f} readings/s "
+                  f"(range {min(values):,.0f}–{max(values):,.0f}); subscriber CPU "
+                  f"{1e6 * statistics.median(cpu[name]):.1f} µs per reading")
+    print()
+    for a, b, fmt in RATIOS:
+        if a in rates and b in rates:
+            per_round = [x / y for x, y in zip(rates[a], rates[b], strict=True)]
+            spread = (f" (per round {min(per_round):{fmt}}–{max(per_round):{fmt}})"
+                      if len(per_round) > 1 else "")
+            ratio = statistics.median(rates[a]) / statistics.median(rates[b])
+            print(f"{a} / {b} = {ratio:{fmt}}{spread}")
     print(f"prefilled rows: {args.prefill:,}; readings per message: {args.readings_per_message}; "
           f"loggers: {args.loggers}; offered rate: {args.rate or 'unthrottled'}")
     print("cpu pub = python feeder + mosquitto_pub processes; cpu pg = the subscriber's backend")
@@ -210,13 +229,7 @@ def main() -> int:
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ccbench-")))
-        admin_url = args.database_url
-        if not admin_url:
-            postgres = EmbeddedPostgres(tmp / "pg", throwaway=True)
-            postgres.start()
-            admin_url = postgres.superuser_url  # creates the benchmark's database
-            stack.callback(postgres.destroy)
-        admin_url = urlunsplit(urlsplit(admin_url)._replace(path="/postgres"))
+        admin_url = stack.enter_context(server(args.database_url))
         broker_proc = None
         mqtt_url = args.mqtt_url
         if not mqtt_url:
@@ -225,15 +238,20 @@ def main() -> int:
             stack.callback(broker.stop)
             assert broker.process is not None
             broker_proc = psutil.Process(broker.process.pid)
-        loggers = [f"B{tag(c)}{i}" for c in contenders for i in range(args.loggers)]
+        loggers = [lg for r in range(args.repeat) for c in contenders
+                   for lg in logger_ids(c, r, args.loggers)]
         started = time.time()
         db_url = asyncio.run(prepare_database(admin_url, loggers, args.prefill))
         print(f"database ready in {time.time() - started:.1f}s", flush=True)
+        rounds: list[list[dict[str, Any]]] = []
         try:
-            rows = [run_contender(c, args, db_url, mqtt_url, broker_proc) for c in contenders]
+            for r in range(args.repeat):
+                order = contenders if r % 2 == 0 else contenders[::-1]  # neither always goes first
+                rows = {c: run_contender(c, args, db_url, mqtt_url, broker_proc, r) for c in order}
+                rounds.append([rows[c] for c in contenders])
         finally:
             asyncio.run(drop_database(admin_url, db_url))
-        report(rows, args)
+        report(rounds, args)
     return 0
 
 

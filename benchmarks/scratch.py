@@ -15,9 +15,10 @@ import asyncpg
 
 
 @contextlib.contextmanager
-def server() -> Iterator[str]:
-    """The server's admin URL (database `postgres`)."""
-    url, postgres = os.environ.get("DATABASE_URL"), None
+def server(url: str | None = None) -> Iterator[str]:
+    """The server's admin URL (database `postgres`): `url`'s, else DATABASE_URL's, else a
+    throwaway embedded server's (its superuser)."""
+    url, postgres = url or os.environ.get("DATABASE_URL"), None
     if not url:
         from app.embedded import EmbeddedPostgres
 

@@ -144,13 +144,22 @@ async def test_a_silent_connection_is_noticed_and_replaced(
 
 
 async def test_it_keeps_trying_while_the_server_is_unreachable() -> None:
-    with contextlib.closing(__import__("socket").socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+    attempts, tried = 0, asyncio.Event()
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1  # no PostgreSQL here: every connection is closed at once
+        writer.close()
+        if attempts == 3:
+            tried.set()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
         listener = Listener(f"postgresql://nobody@127.0.0.1:{port}/none", CHANNEL,
                             lambda _p: None, retry_s=0.02, max_retry_s=0.05)
         task = asyncio.create_task(listener.run())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(tried.wait(), 15)  # a third attempt after two failed ones
         assert (task.done(), listener.listening.is_set()) == (False, False)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

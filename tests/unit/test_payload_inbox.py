@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.batch import Delivery, Oversized
 from ingest.inbox import MESSAGE_OVERHEAD, Inbox
+from ingest.mqtt import receive_maximum
 
 
 def deliveries(n: int, size: int = 10) -> list[Delivery]:
@@ -70,3 +73,15 @@ def test_clear_forgets_the_untaken_and_keeps_counting_batches_in_flight() -> Non
     assert events == ["pause", "pause"]
     inbox.release(taken + inbox.take(100, 10**6))
     assert inbox.held == 0 and events == ["pause", "pause", "resume"]
+
+
+@pytest.mark.parametrize(("budget", "window"), [
+    (64 * 1024 * 1024, 16384),  # the default budget: 4 KiB a message
+    (8 * 4096, 8),
+    (8 * 4096 + 4095, 8),
+    (4095, 1),  # never 0: the protocol forbids it
+    (1, 1),
+    (2**40, 65535),  # the protocol's maximum
+])
+def test_receive_maximum_is_the_byte_budget_at_four_kib_a_message(budget: int, window: int) -> None:
+    assert receive_maximum(budget) == window
