@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts import metrics
+from alerts.forecast import store as forecasts
+from alerts.forecast.adapter import current_lane, where
 from alerts.rules import (
     EvalConfig,
     Evaluation,
@@ -140,6 +142,7 @@ async def evaluate_shipments(
     events: list[AlertEvent] = []
     audits: list[AuditEntry] = []
     updates: list[dict[str, Any]] = []
+    forecast_jobs: list[forecasts.Job] = []
     for row in rows:
         sid = row.shipment_id
         bundle = bundles.get(sid)
@@ -162,7 +165,10 @@ async def evaluate_shipments(
             values.update(shipment_id=sid, updated_at=now)
             updates.append(values)
         result.evaluated.append(sid)
+        forecast_jobs.append(forecast_job(bundle, evaluation))
     await _write_states(session, updates)
+    # Events, stops and the routine re-check all pass here: the forecasts follow the judgement.
+    await forecasts.refresh(session, forecast_jobs, now)
     if events:
         await outbox.enqueue_many(session, events)
     await write_audit(session, audits)
@@ -201,6 +207,16 @@ def judge(
         clear_s=bundle.spec.clear_s, escalation_after_s=config.escalation_after_s,
     )
     return evaluation, plan
+
+
+def forecast_job(bundle: Bundle, evaluation: Evaluation) -> forecasts.Job:
+    spec, s = bundle.spec, evaluation.summary
+    departed = spec.departed_at or min(
+        (e.at for e in spec.events if e.type == "departed"), default=None)
+    return forecasts.Job(
+        bundle.shipment.id, bundle.shipment.lane_id, current_lane(spec),
+        where(spec, evaluation.stops, departed_at=departed, delivered_at=s.delivered_at,
+              hold_deadline=s.hold_deadline))
 
 
 def state_values(

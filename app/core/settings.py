@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # Evaluation and delivery loops.
     evaluator_period_s: float = 5.0
     escalation_after_s: int = 900
+    # The fleet's `at_risk` also takes shipments whose forecast on-time probability is below this.
+    risk_probability: float = Field(default=0.9, ge=0.0, le=1.0)
     webhook_timeout_s: float = 10.0
     webhook_concurrency: int = 32  # requests in flight per delivery process
     webhook_endpoint_concurrency: int = 4  # … and per endpoint (scheme://host:port)

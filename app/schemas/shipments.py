@@ -105,7 +105,23 @@ class LastReading(Out):
     lon: float | None
 
 
-class ShipmentSummary(Out):
+class ForecastBasis(Out):
+    method: Literal["lane_history", "lane_spec"] = Field(
+        description="`lane_history`: from the lane's delivered shipments (10 or more); "
+                    "`lane_spec`: from its validated expected/max transit and dwell allowances")
+    delivered_n: int = Field(description="delivered shipments of the lane the model knows")
+
+
+class Forecast(Out):
+    on_time_probability: float | None = Field(
+        description="probability (0–1) of arriving before the hold deadline; null: not yet "
+                    "forecast")
+    arrival_p50: datetime | None = Field(description="median forecast arrival")
+    arrival_p90: datetime | None = Field(description="arrival by which it is 90 % likely")
+    forecast_basis: ForecastBasis | None
+
+
+class ShipmentSummary(Forecast):
     """A row of the fleet overview: identity, status and what is left before each limit bites."""
 
     id: uuid.UUID

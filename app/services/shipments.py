@@ -20,11 +20,13 @@ from app.core.models import (
     Reading,
     Shipment,
     ShipmentEvent,
+    ShipmentForecast,
     ShipmentLogger,
     ShipmentState,
     utcnow,
 )
 from app.core.security import Principal
+from app.dashboard.overview import FINISHED
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
 from app.services import custody, timeline
 from app.services.packaging import ACTIVE_STATUSES, require_qualified
@@ -155,7 +157,7 @@ async def add_event(
 
 
 def summary_select() -> Select[Any]:
-    """Shipments joined with their maintained evaluation state (no reading scans)."""
+    """Shipments joined with their maintained evaluation state and forecast (no reading scans)."""
     logger_ids = (
         select(func.array_agg(ShipmentLogger.logger_id))
         .where(ShipmentLogger.shipment_id == Shipment.id)
@@ -163,15 +165,32 @@ def summary_select() -> Select[Any]:
     )
     return (
         select(Shipment, ShipmentState, Packaging.qualified_hold_h, Product.stability_budget_s,
-               logger_ids.label("logger_ids"))
+               logger_ids.label("logger_ids"), ShipmentForecast)
         .join(Packaging, Packaging.id == Shipment.packaging_id)
         .join(Product, Product.id == Shipment.product_id)
         .outerjoin(ShipmentState, ShipmentState.shipment_id == Shipment.id)
+        .outerjoin(ShipmentForecast, ShipmentForecast.shipment_id == Shipment.id)
     )
 
 
-def summary_dict(row: Any) -> dict[str, Any]:
-    shipment, state, hold_h, budget_s, logger_ids = row
+def forecast_at_risk(shipment: Shipment, forecast: ShipmentForecast | None,
+                     risk_probability: float) -> bool:
+    """In flight and unlikely to arrive before its hold deadline."""
+    return (forecast is not None and shipment.status not in FINISHED
+            and forecast.on_time_probability < risk_probability)
+
+
+def forecast_dict(forecast: ShipmentForecast | None) -> dict[str, Any]:
+    if forecast is None:
+        return {"on_time_probability": None, "arrival_p50": None, "arrival_p90": None,
+                "forecast_basis": None}
+    return {"on_time_probability": forecast.on_time_probability,
+            "arrival_p50": forecast.arrival_p50, "arrival_p90": forecast.arrival_p90,
+            "forecast_basis": {"method": forecast.method, "delivered_n": forecast.delivered_n}}
+
+
+def summary_dict(row: Any, risk_probability: float) -> dict[str, Any]:
+    shipment, state, hold_h, budget_s, logger_ids, forecast = row
     used = state.stability_budget_used_s if state else 0.0
     last = None
     if state is not None and state.last_reading_ts is not None:
@@ -187,7 +206,8 @@ def summary_dict(row: Any) -> dict[str, Any]:
         hold_deadline=hold_deadline,
         expected_arrival=state.expected_arrival if state else None,
         margin_h=state.margin_h if state else None,
-        at_risk=bool(state and state.at_risk),
+        at_risk=bool(state and state.at_risk)
+        or forecast_at_risk(shipment, forecast, risk_probability),
         stability_budget_used_s=used,
         stability_budget_left_s=max(budget_s - used, 0.0),
         projected_breach_at=state.projected_breach_at if state else None,
@@ -200,6 +220,7 @@ def summary_dict(row: Any) -> dict[str, Any]:
         min_c=state.min_c if state else None,
         max_c=state.max_c if state else None,
         mean_c=state.mean_c if state else None,
+        **forecast_dict(forecast),
     )
     return data
 

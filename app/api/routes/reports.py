@@ -84,7 +84,8 @@ async def release_shipment(
         session, principal, action=f"release.{body.decision}", entity_type="shipment",
         entity_id=shipment.id, before=before, after=snapshot(shipment), reason=body.reason,
     )
-    return await shipment_detail(session, principal, shipment.id)
+    # Released or rejected once delivered: the forecast no longer flags it, whatever the threshold.
+    return await shipment_detail(session, principal, shipment.id, risk_probability=0.0)
 
 
 @router.get("/lanes/{lane_id}/performance", response_model=LanePerformanceOut,

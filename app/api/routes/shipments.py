@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from app.api.deps import (
     CurrentPrincipal,
     SessionDep,
+    SettingsDep,
     require_decision_roles,
     require_roles,
     shipment_scope,
@@ -39,34 +40,38 @@ Corrector = Annotated[Principal, Depends(require_decision_roles("coordinator"))]
 
 
 async def shipment_detail(
-    session: Any, principal: Principal, shipment_id: uuid.UUID
+    session: Any, principal: Principal, shipment_id: uuid.UUID, risk_probability: float
 ) -> dict[str, Any]:
     await svc.get_visible_shipment(session, principal, shipment_id)
     row = (await session.execute(svc.summary_select().where(Shipment.id == shipment_id))).one()
-    data = svc.summary_dict(row)
+    data = svc.summary_dict(row, risk_probability)
     data["events"] = await svc.shipment_events(session, shipment_id)
     return data
 
 
 @router.post("/shipments", status_code=status.HTTP_201_CREATED, response_model=ShipmentDetail)
 async def create_shipment(
-    body: ShipmentIn, session: SessionDep, principal: Coordinator
+    body: ShipmentIn, session: SessionDep, principal: Coordinator, settings: SettingsDep
 ) -> ShipmentDetail:
     shipment = await svc.create_shipment(session, principal, body)
-    return ShipmentDetail.model_validate(await shipment_detail(session, principal, shipment.id))
+    return ShipmentDetail.model_validate(await shipment_detail(
+        session, principal, shipment.id, settings.risk_probability))
 
 
 @router.get("/shipments", response_model=Page[ShipmentSummary])
 async def list_shipments(
     session: SessionDep,
     principal: CurrentPrincipal,
+    settings: SettingsDep,
     status_: Annotated[
         list[ShipmentStatus] | None,
         Query(alias="status", description="one or more statuses (repeat the parameter)"),
     ] = None,
     site_id: Annotated[uuid.UUID | None, Query(description="origin or destination site")] = None,
     lane_id: uuid.UUID | None = None,
-    at_risk: bool | None = None,
+    at_risk: Annotated[bool | None, Query(
+        description="true: the engine flags it (hold-time margin, alerts) or, in flight, its "
+                    "on-time probability is below COLDCHAIN_RISK_PROBABILITY")] = None,
     has_open_alerts: Annotated[
         bool | None, Query(description="true: with open alerts; false: without")
     ] = None,
@@ -75,7 +80,8 @@ async def list_shipments(
     ] = None,
     sort: Annotated[
         overview.Sort,
-        Query(description="`risk`: open critical alerts first, then the smallest hold-time "
+        Query(description="`risk`: open critical alerts first, then in flight before "
+                          "finished, the lowest on-time probability, the smallest hold-time "
                           "margin, then most open alerts; `created`: registration order"),
     ] = "risk",
     cursor: str | None = None,
@@ -85,21 +91,24 @@ async def list_shipments(
     stmt = overview.filtered(
         shipment_scope(svc.summary_select(), principal),
         statuses=status_, site_id=site_id, lane_id=lane_id, at_risk=at_risk,
-        has_open_alerts=has_open_alerts, text=q,
+        has_open_alerts=has_open_alerts, text=q, risk_probability=settings.risk_probability,
     )
     keys, key_of = overview.sort_keys(sort)
     rows, next_cursor = await paginate(
         session, stmt, keys, cursor=cursor, limit=limit, key_of=key_of
     )
-    return Page(items=[ShipmentSummary.model_validate(svc.summary_dict(r)) for r in rows],
+    return Page(items=[ShipmentSummary.model_validate(svc.summary_dict(r, settings.risk_probability))
+                       for r in rows],
                 next_cursor=next_cursor)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentDetail)
 async def get_shipment(
-    shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+    shipment_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal,
+    settings: SettingsDep,
 ) -> ShipmentDetail:
-    return ShipmentDetail.model_validate(await shipment_detail(session, principal, shipment_id))
+    return ShipmentDetail.model_validate(await shipment_detail(
+        session, principal, shipment_id, settings.risk_probability))
 
 
 @router.post(

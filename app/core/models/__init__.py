@@ -10,6 +10,7 @@ from app.core.models.alerts import (
 )
 from app.core.models.auth import ApiKey, AuditRecord
 from app.core.models.base import Base, new_id, utcnow
+from app.core.models.forecast import LaneForecastModel, ShipmentForecast
 from app.core.models.ingest import EvaluationQueue, IngestMessage, IngestRejection, Reading
 from app.core.models.reference import (
     Lane,
@@ -27,7 +28,8 @@ from app.core.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookSub
 __all__ = [
     "Alert", "AlertEvent", "ApiKey", "AuditRecord", "Base", "EvaluationCheckpoint",
     "EvaluationPending", "EvaluationQueue", "Excursion",
-    "IngestMessage", "IngestRejection", "Lane", "LaneWaypoint", "Logger", "Packaging", "Product", "Reading",
-    "Shipment", "ShipmentEvent", "ShipmentLogger", "ShipmentState", "Site", "WebhookAttempt",
+    "IngestMessage", "IngestRejection", "Lane", "LaneForecastModel", "LaneWaypoint", "Logger",
+    "Packaging", "Product", "Reading", "Shipment", "ShipmentEvent", "ShipmentForecast",
+    "ShipmentLogger", "ShipmentState", "Site", "WebhookAttempt",
     "WebhookDelivery", "WebhookSubscription", "new_id", "utcnow",
 ]

@@ -1,0 +1,1 @@
+"""Arrival forecasts: the pure core (`core`, `history`) and their storage (`store`)."""

@@ -1,0 +1,157 @@
+"""Forecast storage: lane models (rebuilt when a lane's deliveries change) and the per-shipment
+forecasts the engine writes as it judges shipments. Takes the caller's session; flushes only."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from alerts.forecast.adapter import Prediction, Where, lane_model, predict
+from alerts.forecast.core import Assumption, LaneModel
+from alerts.forecast.history import Circle, segments_h
+from alerts.rules import LaneSpec
+from app.core.models import LaneForecastModel, Reading, Shipment, ShipmentForecast
+from app.dashboard.lanes import Fix
+
+log = logging.getLogger(__name__)
+# The most recent deliveries a lane model keeps (bounded rebuild work and model size).
+MAX_HISTORY = 500
+# Rows per INSERT … ON CONFLICT (14 parameters each: far below PostgreSQL's 32 767).
+CHUNK = 1000
+
+
+def _arrived() -> Any:
+    # Delivered, or received if that came first (rule 6's timeline); LEAST skips NULLs.
+    return func.least(Shipment.delivered_at, Shipment.received_at)
+
+
+def _delivered_on(lane_ids: Sequence[uuid.UUID]) -> Any:
+    # Only shipments that travelled the lane end to end: a rerouted one's transit is part another
+    # lane's (as lane performance counts them).
+    return (Shipment.planned_lane_id.in_(lane_ids), Shipment.lane_id == Shipment.planned_lane_id,
+            Shipment.departed_at.is_not(None), _arrived().is_not(None))
+
+
+async def lane_models(
+    session: AsyncSession, lanes: Mapping[uuid.UUID, LaneSpec]
+) -> dict[uuid.UUID, LaneModel]:
+    """Each lane's model: stored, or rebuilt from its deliveries when they no longer match."""
+    if not lanes:
+        return {}
+    ids = sorted(lanes)
+    stats = {r[0]: (int(r[1]), r[2]) for r in (await session.execute(
+        select(Shipment.planned_lane_id, func.count(), func.max(_arrived()))
+        .where(*_delivered_on(ids)).group_by(Shipment.planned_lane_id))).all()}
+    stored = {m.lane_id: m for m in (await session.scalars(
+        select(LaneForecastModel).where(LaneForecastModel.lane_id.in_(ids)))).all()}
+    out: dict[uuid.UUID, LaneModel] = {}
+    for lid in ids:
+        n, last = stats.get(lid, (0, None))
+        row = stored.get(lid)
+        if row is None or row.delivered_n != n or row.last_delivered_at != last:
+            totals, segments = await build_history(session, lid, lanes[lid])
+            values = {"lane_id": lid, "delivered_n": n, "last_delivered_at": last,
+                      "totals_h": totals, "segments_h": segments}
+            await session.execute(insert(LaneForecastModel).values(values).on_conflict_do_update(
+                index_elements=["lane_id"],
+                set_={**{k: v for k, v in values.items() if k != "lane_id"},
+                      "built_at": func.now()}))
+        else:
+            totals, segments = list(row.totals_h), list(row.segments_h)
+        out[lid] = lane_model(lanes[lid], totals, segments)
+    return out
+
+
+async def build_history(
+    session: AsyncSession, lane_id: uuid.UUID, lane: LaneSpec
+) -> tuple[list[float], list[list[float]]]:
+    """The lane's latest deliveries: transit hours of each, and the segments of those whose every
+    waypoint passage the positions show (reads history: only when the deliveries changed)."""
+    delivered = (await session.execute(
+        select(Shipment.id, Shipment.departed_at, _arrived().label("arrived"))
+        .where(*_delivered_on([lane_id])).order_by(_arrived().desc(), Shipment.id)
+        .limit(MAX_HISTORY))).all()
+    totals = [(r.arrived - r.departed_at).total_seconds() / 3600.0 for r in delivered]
+    if not delivered:
+        return [], []
+    fixes: dict[uuid.UUID, list[Fix]] = {r.id: [] for r in delivered}
+    if lane.waypoints:
+        for r in (await session.execute(
+                select(Reading.shipment_id, Reading.ts, Reading.lat, Reading.lon)
+                .where(Reading.shipment_id.in_(list(fixes)), Reading.lat.is_not(None),
+                       Reading.lon.is_not(None))
+                .order_by(Reading.shipment_id, Reading.ts))).all():
+            sid, ts, lat, lon = r
+            if sid is not None and lat is not None and lon is not None:  # by the query
+                fixes[sid].append(Fix(ts.timestamp(), lat, lon))
+    circles = [Circle(w.lat, w.lon, w.radius_km) for w in lane.waypoints]
+    segments = []
+    for r in delivered:
+        seg = segments_h(fixes[r.id], circles, r.departed_at.timestamp(), r.arrived.timestamp())
+        if seg is not None and min(seg) >= 0:
+            segments.append(list(seg))
+    return totals, segments
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One shipment to forecast: the lane in force, its spec, and where the engine found it."""
+
+    shipment_id: uuid.UUID
+    lane_id: uuid.UUID
+    lane: LaneSpec
+    where: Where
+
+
+async def refresh(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> int:
+    """Forecast the shipments and store the forecasts (one upsert per chunk). Shipments whose
+    forecast raises keep their previous one (logged): alerting must not depend on it."""
+    models = await lane_models(session, {j.lane_id: j.lane for j in jobs})
+    rows = []
+    for j in jobs:
+        try:
+            p = predict(models[j.lane_id], j.where, now)
+        except (ArithmeticError, ValueError, IndexError):
+            log.exception("forecast of shipment %s failed; the previous one stays", j.shipment_id)
+            continue
+        rows.append(_row(j, p, now))
+    for i in range(0, len(rows), CHUNK):
+        stmt = insert(ShipmentForecast).values(rows[i:i + CHUNK])
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["shipment_id"],
+            set_={c: stmt.excluded[c] for c in rows[0] if c != "shipment_id"}))
+    return len(rows)
+
+
+def _row(j: Job, p: Prediction, now: datetime) -> dict[str, Any]:
+    w = j.where
+    return {
+        "shipment_id": j.shipment_id, "lane_id": j.lane_id,
+        "on_time_probability": p.on_time_probability, "arrival_p50": p.arrival_p50,
+        "arrival_p90": p.arrival_p90, "method": p.method, "delivered_n": p.delivered_n,
+        "hold_deadline": w.hold_deadline, "leg_started_at": w.leg_started_at,
+        "segment": w.segment, "segment_since": w.segment_since, "overrun_h": w.overrun_h,
+        "delivered_at": w.delivered_at, "computed_at": now,
+    }
+
+
+def stored_where(row: ShipmentForecast) -> Where:
+    return Where(row.leg_started_at, row.segment, row.segment_since, row.overrun_h,
+                 row.hold_deadline, row.delivered_at)
+
+
+async def what_if(
+    session: AsyncSession, row: ShipmentForecast, lane: LaneSpec, now: datetime,
+    assumption: Assumption,
+) -> Prediction:
+    """The stored position, now, under an assumption (stores nothing but a stale lane model)."""
+    models = await lane_models(session, {row.lane_id: lane})
+    return predict(models[row.lane_id], stored_where(row), now, assumption)

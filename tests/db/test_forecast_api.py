@@ -1,0 +1,162 @@
+"""Forecasts through the engine and the API: stored per shipment, the lane spec below ten
+deliveries, the lane's history from ten on (rebuilt at each delivery), `at_risk` and `sort=risk`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from alerts.forecast.adapter import Where, lane_model, predict
+from alerts.rules import LaneSpec, Waypoint
+from app.core.models import LaneForecastModel, ShipmentForecast
+from app.core.settings import Settings
+from tests import factories as f
+from tests.api.dashboard_world import fleet
+from tests.db.engine_support import Clock, round_
+from tests.factories import T0, post
+
+API = "/api/v1"
+# tests.factories' lane: AMS (6 h) then BOS customs (8 h), expected 30 h, max 48 h.
+LANE = LaneSpec(30.0, 48.0, 100.0, (Waypoint("AMS", 52.31, 4.76, 5, 6.0),
+                                   Waypoint("BOS customs", 42.36, -71.01, 5, 8.0)))
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+async def _event(client: httpx.AsyncClient, sid: str, type_: str, at: datetime) -> None:
+    await post(client, f"/shipments/{sid}/events", {"type": type_, "at": at.isoformat()})
+
+
+async def test_lane_spec_forecast_below_ten_deliveries(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    world = await fleet(client, ["SHP-1"], hold_h=96.0)
+    sid = world["shipments"]["SHP-1"]["id"]
+    departed = T0 + timedelta(hours=1)
+    await _event(client, sid, "departed", departed)
+    now = departed + timedelta(hours=10)
+    await round_(engine, Clock(now))
+    body = (await client.get(f"{API}/shipments/{sid}")).json()
+    expected = predict(lane_model(LANE), Where(departed, 0, departed, 0.0,
+                                               T0 + timedelta(hours=96), None), now)
+    assert body["forecast_basis"] == {"method": "lane_spec", "delivered_n": 0}
+    assert body["on_time_probability"] == pytest.approx(expected.on_time_probability)
+    assert body["arrival_p50"] == _iso(expected.arrival_p50)
+    assert body["arrival_p90"] == _iso(expected.arrival_p90)
+    # Log-normal, median 30 h: 10 h in, the median arrival is a little past departure + 30 h.
+    assert departed + timedelta(hours=30) < expected.arrival_p50 < departed + timedelta(hours=31)
+    listed = (await client.get(f"{API}/shipments")).json()["items"]
+    assert [i["forecast_basis"] for i in listed] == [body["forecast_basis"]]
+    assert listed[0]["arrival_p90"] == body["arrival_p90"]
+
+
+async def test_a_shipment_not_yet_forecast_has_null_fields(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await fleet(client, ["SHP-1"])
+    (item,) = (await client.get(f"{API}/shipments")).json()["items"]
+    assert [item[k] for k in ("on_time_probability", "arrival_p50", "arrival_p90",
+                              "forecast_basis")] == [None, None, None, None]
+
+
+async def test_lane_history_from_ten_deliveries_and_rebuilt_at_each(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    refs = [f"H-{i}" for i in range(11)] + ["LIVE"]
+    world = await fleet(client, refs)
+    ships = world["shipments"]
+    start = T0 + timedelta(hours=1)
+    for i in range(10):  # transit 20 + 2i hours: 20 … 38
+        sid = ships[f"H-{i}"]["id"]
+        await _event(client, sid, "departed", start)
+        await _event(client, sid, "delivered", start + timedelta(hours=20 + 2 * i))
+    live = ships["LIVE"]["id"]
+    await _event(client, live, "departed", start)
+    clock = Clock(start + timedelta(hours=25))
+    await round_(engine, clock)
+    body = (await client.get(f"{API}/shipments/{live}")).json()
+    assert body["forecast_basis"] == {"method": "lane_history", "delivered_n": 10}
+    # 25 h in: the deliveries that took longer are 26, 28 … 38 h (7): remainders 1 … 13 h.
+    assert body["arrival_p50"] == _iso(start + timedelta(hours=32))
+    stored = await db.scalar(select(LaneForecastModel))
+    assert stored is not None and sorted(stored.totals_h) == [20.0 + 2 * i for i in range(10)]
+    # A delivered one: certain, on time.
+    h0 = (await client.get(f"{API}/shipments/{ships['H-0']['id']}")).json()
+    assert (h0["on_time_probability"], h0["arrival_p50"], h0["arrival_p90"]) == (
+        1.0, _iso(start + timedelta(hours=20)), _iso(start + timedelta(hours=20)))
+    sid = ships["H-10"]["id"]
+    await _event(client, sid, "departed", start)
+    await _event(client, sid, "delivered", start + timedelta(hours=40))
+    # The delivery rebuilds the lane's model at once; the others' forecasts follow at their
+    # routine re-check (at most max_check_interval_s = 5 min later).
+    clock.set(clock.now + timedelta(minutes=5))
+    await round_(engine, clock)
+    body = (await client.get(f"{API}/shipments/{live}")).json()
+    assert body["forecast_basis"] == {"method": "lane_history", "delivered_n": 11}
+    db.expire_all()
+    stored = await db.scalar(select(LaneForecastModel))
+    assert stored is not None and stored.delivered_n == 11 and max(stored.totals_h) == 40.0
+
+
+@pytest.fixture
+async def strict_client(
+    db: AsyncSession, settings: Settings, engine: AsyncEngine, admin_headers: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with COLDCHAIN_RISK_PROBABILITY = 0.5."""
+    from app.api.main import create_app
+
+    app = create_app(settings.model_copy(update={"risk_probability": 0.5}), engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                 headers=admin_headers) as http:
+        yield http
+
+
+async def test_at_risk_and_sort_by_on_time_probability(
+    client: httpx.AsyncClient, strict_client: httpx.AsyncClient, engine: AsyncEngine,
+    db: AsyncSession,
+) -> None:
+    """NARROW: a lane of 30 h (max 31 h), 34 h left to its deadline: margin 4 h, near-certain.
+    WIDE: a lane of 20 h (max 60 h), 30 h left: margin 10 h, P ≈ 0.73. The margin would put
+    NARROW first; the probability puts WIDE first and flags it (below 0.9, not below 0.5)."""
+    origin = await f.site(client, "Leiden CTU", "NL")
+    destination = await f.site(client, "Boston infusion centre", "US")
+    product = await f.refrigerated_product(client)
+    packaging = await f.packaging(client, 96.0)
+    departed = T0 + timedelta(hours=62)
+    now = departed + timedelta(minutes=10)  # both just gone (no silent logger to alert on)
+    ids = {}
+    for ref, expected_h, max_h, left_h in (("NARROW", 30, 31, 34), ("WIDE", 20, 60, 30)):
+        lane = await f.lane(client, origin, destination, name=ref, expected_transit_h=expected_h,
+                            max_transit_h=max_h)
+        body = await post(client, "/shipments", {
+            "reference": ref, "lane_id": lane, "product_id": product, "packaging_id": packaging,
+            "logger_ids": [await f.logger(client, f"L-{ref}")],
+            "packed_at": (departed + timedelta(hours=left_h - 96)).isoformat(),
+            "safety_margin_h": 1})
+        ids[ref] = body["id"]
+        await _event(client, body["id"], "departed", departed)
+    await round_(engine, Clock(now))
+    rows = {str(r.shipment_id): r.on_time_probability
+            for r in (await db.scalars(select(ShipmentForecast))).all()}
+    assert rows[ids["NARROW"]] > 0.99 and 0.6 < rows[ids["WIDE"]] < 0.8
+    items = (await client.get(f"{API}/shipments", params={"sort": "risk"})).json()["items"]
+    assert [(i["reference"], i["margin_h"]) for i in items] == [("WIDE", 10.0), ("NARROW", 4.0)]
+    assert [i["at_risk"] for i in items] == [True, False]
+    flagged = (await client.get(f"{API}/shipments", params={"at_risk": "true"})).json()["items"]
+    assert [i["reference"] for i in flagged] == ["WIDE"]
+    calm = (await client.get(f"{API}/shipments", params={"at_risk": "false"})).json()["items"]
+    assert [i["reference"] for i in calm] == ["NARROW"]
+    strict = (await strict_client.get(f"{API}/shipments", params={"at_risk": "true"})).json()
+    assert strict["items"] == []
+    # Delivered late: the probability is 0, but a finished shipment is no longer "at risk".
+    await _event(client, ids["WIDE"], "delivered", departed + timedelta(hours=31))
+    await round_(engine, Clock(departed + timedelta(hours=32)))
+    wide = (await client.get(f"{API}/shipments/{ids['WIDE']}")).json()
+    assert (wide["on_time_probability"], wide["at_risk"]) == (0.0, False)
