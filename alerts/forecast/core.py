@@ -26,6 +26,7 @@ GRID = 200
 # The smallest mean residual assumed for a segment that has outlasted its history (15 min).
 MIN_RESIDUAL_H = 0.25
 Z95 = NormalDist().inv_cdf(0.95)
+UNKNOWN = -1  # a position's segment before the engine has placed the shipment
 LANE_HISTORY = "lane_history"
 LANE_SPEC = "lane_spec"
 Floats = NDArray[np.float64]
@@ -60,8 +61,9 @@ class Position:
     """Where a shipment is on its lane (`now` implied: every time is measured back from it).
 
     `elapsed_h`: since departure onto this lane (0 before departure). `segment`: the segment it
-    is in (see the module doc); `in_segment_h`: since the segment began. `overrun_h`: dwell beyond
-    the allowances at stops already left (time a nominal journey does not contain).
+    is in (see the module doc; UNKNOWN: not yet placed, forecast from the total transit);
+    `in_segment_h`: since the segment began. `overrun_h`: dwell beyond the allowances at stops
+    already left (time a nominal journey does not contain).
     """
 
     elapsed_h: float
@@ -95,7 +97,7 @@ def remaining_h(model: LaneModel, pos: Position, what_if: Assumption = Assumptio
     if model.method == LANE_HISTORY:
         rows = np.asarray(model.segments, dtype=np.float64)
         width = 2 * len(model.allowances_h) + 1
-        if len(rows) >= MIN_HISTORY and rows.shape[1] == width and pos.segment < width:
+        if len(rows) >= MIN_HISTORY and rows.shape[1] == width and 0 <= pos.segment < width:
             out = _by_segments(model, rows, pos, what_if)
         else:
             out = _by_total(np.asarray(model.totals, dtype=np.float64), model, pos, what_if)
@@ -192,7 +194,7 @@ def _lognormal_quantiles(model: LaneModel, u: Floats) -> Floats:
 def _nominal_elapsed(model: LaneModel, pos: Position) -> tuple[float, float]:
     """Time of the nominal journey already done, and the current stop's overrun so far."""
     current_over = 0.0
-    if pos.segment % 2 == 1:
+    if pos.segment != UNKNOWN and pos.segment % 2 == 1:
         current_over = max(0.0, pos.in_segment_h - model.allowances_h[pos.segment // 2])
     return max(0.0, pos.elapsed_h - pos.overrun_h - current_over), current_over
 

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,10 +15,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from alerts.forecast.adapter import Prediction, Where, lane_model, predict
-from alerts.forecast.core import Assumption, LaneModel
+from alerts.forecast.core import UNKNOWN, Assumption, LaneModel
 from alerts.forecast.history import Circle, segments_h
 from alerts.rules import LaneSpec
-from app.core.models import LaneForecastModel, Reading, Shipment, ShipmentForecast
+from alerts.specs import lane_spec
+from app.core.models import (
+    Lane,
+    LaneForecastModel,
+    LaneWaypoint,
+    Packaging,
+    Reading,
+    Shipment,
+    ShipmentForecast,
+)
 from app.dashboard.lanes import Fix
 
 log = logging.getLogger(__name__)
@@ -149,9 +158,25 @@ def stored_where(row: ShipmentForecast) -> Where:
 
 
 async def what_if(
-    session: AsyncSession, row: ShipmentForecast, lane: LaneSpec, now: datetime,
-    assumption: Assumption,
-) -> Prediction:
-    """The stored position, now, under an assumption (stores nothing but a stale lane model)."""
-    models = await lane_models(session, {row.lane_id: lane})
-    return predict(models[row.lane_id], stored_where(row), now, assumption)
+    session: AsyncSession, shipment_id: uuid.UUID, now: datetime, assumption: Assumption
+) -> tuple[Where, Prediction]:
+    """The shipment's stored place (before the engine's first judgement: its departure, its
+    segment unknown), now, under an assumption. Writes nothing of the shipment (a lane model
+    found stale is rebuilt, as for any reader)."""
+    row = await session.get(ShipmentForecast, shipment_id)
+    if row is not None:
+        lane_id, w = row.lane_id, stored_where(row)
+    else:
+        s = (await session.execute(
+            select(Shipment.lane_id, Shipment.departed_at, Shipment.packed_at,
+                   Shipment.recharged_at, _arrived().label("arrived"), Packaging.qualified_hold_h)
+            .join(Packaging, Packaging.id == Shipment.packaging_id)
+            .where(Shipment.id == shipment_id))).one()
+        deadline = (s.recharged_at or s.packed_at) + timedelta(hours=s.qualified_hold_h)
+        lane_id = s.lane_id
+        w = Where(s.departed_at, UNKNOWN, s.departed_at, 0.0, deadline, s.arrived)
+    lane = await session.get(Lane, lane_id)
+    waypoints = (await session.scalars(
+        select(LaneWaypoint).where(LaneWaypoint.lane_id == lane_id))).all()
+    models = await lane_models(session, {lane_id: lane_spec(lane, waypoints)})
+    return w, predict(models[lane_id], w, now, assumption)

@@ -121,6 +121,35 @@ class Forecast(Out):
     forecast_basis: ForecastBasis | None
 
 
+# The longest hold or delay a what-if considers (30 days: past any qualified hold time).
+MAX_WHAT_IF_H = 720.0
+
+
+class WhatIfIn(StrictBody):
+    """An assumption about a shipment's journey from now on."""
+
+    customs_hold_h: float | None = Field(
+        default=None, ge=0, le=MAX_WHAT_IF_H, allow_inf_nan=False,
+        description="customs holds it this long in total (hours) at the lane's customs waypoint "
+                    "still ahead or being passed; without one, a delay of this long")
+    delay_h: float | None = Field(default=None, ge=0, le=MAX_WHAT_IF_H, allow_inf_nan=False,
+                                  description="a delay of this long (hours) on top")
+
+    @model_validator(mode="after")
+    def _something_assumed(self) -> WhatIfIn:
+        if self.customs_hold_h is None and self.delay_h is None:
+            raise InvalidField("customs_hold_h", "give customs_hold_h and/or delay_h")
+        return self
+
+
+class WhatIfOut(Forecast):
+    shipment_id: uuid.UUID
+    customs_hold_h: float | None
+    delay_h: float | None
+    hold_deadline: datetime
+    margin_h: float = Field(description="hold deadline − arrival_p50 (hours) under the assumption")
+
+
 class ShipmentSummary(Forecast):
     """A row of the fleet overview: identity, status and what is left before each limit bites."""
 

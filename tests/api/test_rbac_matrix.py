@@ -114,6 +114,8 @@ EXPECT: dict[str, Access] = {
     "POST /api/v1/shipments/{shipment_id}/events": Access(roles("coordinator", "site"), body=(
         lambda w, n: {"type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})),
     "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
+    "POST /api/v1/shipments/{shipment_id}/what-if": Access(
+        ALL, body=lambda w, n: {"customs_hold_h": 48, "delay_h": n % 5}),
     "POST /api/v1/shipments/{shipment_id}/events/{event_id}/corrections": Access(
         decided_by("coordinator"), body=lambda w, n: {
             "at": (f.T0 + timedelta(hours=20)).isoformat(), "reason": f"POD time checked ({n})"},

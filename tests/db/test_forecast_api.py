@@ -3,6 +3,7 @@ deliveries, the lane's history from ten on (rebuilt at each delivery), `at_risk`
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts.forecast.adapter import Where, lane_model, predict
 from alerts.rules import LaneSpec, Waypoint
-from app.core.models import LaneForecastModel, ShipmentForecast
+from app.core.models import LaneForecastModel, ShipmentForecast, utcnow
 from app.core.settings import Settings
 from tests import factories as f
 from tests.api.dashboard_world import fleet
@@ -160,3 +161,81 @@ async def test_at_risk_and_sort_by_on_time_probability(
     await round_(engine, Clock(departed + timedelta(hours=32)))
     wide = (await client.get(f"{API}/shipments/{ids['WIDE']}")).json()
     assert (wide["on_time_probability"], wide["at_risk"]) == (0.0, False)
+
+
+async def _key(client: httpx.AsyncClient, role: str, site_id: str | None = None) -> dict[str, str]:
+    body = {"role": role, **({"site_id": site_id} if site_id else {})}
+    return {"Authorization": f"Bearer {(await post(client, '/api-keys', body))['key']}"}
+
+
+async def test_what_if_a_customs_hold(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    """Departed 5 h ago on the spec's lane (30 h expected, 48 h max, BOS customs 8 h), deadline
+    40 h after departure: a 48 h customs hold pushes the median 40 h later (48 − 8 allowed)."""
+    now = utcnow()
+    departed = now - timedelta(hours=5)
+    world = await fleet(client, ["SHP-1"], hold_h=40.0, packed_at=departed)
+    sid = world["shipments"]["SHP-1"]["id"]
+    url = f"{API}/shipments/{sid}/what-if"
+    await _event(client, sid, "departed", departed)
+    # Before the engine's first judgement: from the departure, the segment not yet known.
+    early = (await client.post(url, json={"customs_hold_h": 48})).json()
+    await round_(engine, Clock(now))
+    stored = (await db.execute(select(ShipmentForecast.__table__))).one()
+    base = (await client.post(url, json={"delay_h": 0})).json()
+    held = (await client.post(url, json={"customs_hold_h": 48})).json()
+    both = (await client.post(url, json={"customs_hold_h": 48, "delay_h": 10})).json()
+    assert set(held) == {"shipment_id", "customs_hold_h", "delay_h", "hold_deadline",
+                         "on_time_probability", "arrival_p50", "arrival_p90", "forecast_basis",
+                         "margin_h"}
+    assert (held["customs_hold_h"], held["delay_h"]) == (48.0, None)
+    assert held["forecast_basis"] == {"method": "lane_spec", "delivered_n": 0}
+    assert held["hold_deadline"] == _iso(departed + timedelta(hours=40))
+    assert base["margin_h"] == pytest.approx(held["margin_h"] + 40.0, abs=0.01)
+    assert early["margin_h"] == pytest.approx(held["margin_h"], abs=0.01)
+    assert both["margin_h"] == pytest.approx(held["margin_h"] - 10.0, abs=0.01)
+    assert base["on_time_probability"] > 0.5 and held["on_time_probability"] == 0.0
+    # 25 h to go on a median of 30 h from departure: the base margin is about 10 h.
+    assert 9.0 < base["margin_h"] < 11.0
+    # Nothing stored: the shipment's forecast is as the engine left it.
+    assert (await db.execute(select(ShipmentForecast.__table__))).one() == stored
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"customs_hold_h": -1}, {"delay_h": 721}, {"customs_hold_h": "long"},
+    {"customs_hold_h": 1, "weather": "bad"},
+])
+async def test_what_if_refuses_bad_assumptions(
+    client: httpx.AsyncClient, db: AsyncSession, body: dict[str, object]
+) -> None:
+    world = await fleet(client, ["SHP-1"])
+    response = await client.post(
+        f"{API}/shipments/{world['shipments']['SHP-1']['id']}/what-if", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_what_if_refuses_non_finite_hours(client: httpx.AsyncClient, db: AsyncSession) -> None:
+    world = await fleet(client, ["SHP-1"])
+    response = await client.post(
+        f"{API}/shipments/{world['shipments']['SHP-1']['id']}/what-if",
+        content=b'{"customs_hold_h": NaN}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+async def test_what_if_is_seen_as_the_shipment_is(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    world = await fleet(client, ["SHP-1"], packed_at=utcnow() - timedelta(hours=2))
+    sid = world["shipments"]["SHP-1"]["id"]
+    await round_(engine, Clock(utcnow()))
+    other = await f.site(client, "Elsewhere", "FR")
+    url = f"{API}/shipments/{sid}/what-if"
+    hostile = await client.post(url, json={"delay_h": 1}, headers=await _key(client, "site", other))
+    assert hostile.status_code == 404
+    own = await client.post(url, json={"delay_h": 1},
+                            headers=await _key(client, "site", world["destination"]))
+    assert own.status_code == 200, own.text
+    missing = await client.post(f"{API}/shipments/{uuid.uuid4()}/what-if", json={"delay_h": 1})
+    assert missing.status_code == 404

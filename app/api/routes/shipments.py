@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
+from alerts.forecast import store as forecasts
+from alerts.forecast.core import Assumption
 from app.api.deps import (
     CurrentPrincipal,
     SessionDep,
@@ -17,7 +19,7 @@ from app.api.deps import (
 )
 from app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, paginate
 from app.core.errors import Forbidden
-from app.core.models import Shipment
+from app.core.models import Shipment, utcnow
 from app.core.security import Principal
 from app.dashboard import overview
 from app.schemas.shipments import (
@@ -28,6 +30,8 @@ from app.schemas.shipments import (
     ShipmentIn,
     ShipmentStatus,
     ShipmentSummary,
+    WhatIfIn,
+    WhatIfOut,
 )
 from app.services import corrections, timeline
 from app.services import shipments as svc
@@ -159,3 +163,24 @@ async def list_events(
 ) -> list[ShipmentEventOut]:
     await svc.get_visible_shipment(session, principal, shipment_id)
     return [ShipmentEventOut.model_validate(e) for e in await svc.shipment_events(session, shipment_id)]
+
+
+@router.post("/shipments/{shipment_id}/what-if", response_model=WhatIfOut)
+async def shipment_what_if(
+    shipment_id: uuid.UUID, body: WhatIfIn, session: SessionDep, principal: CurrentPrincipal
+) -> WhatIfOut:
+    """The shipment's arrival forecast from now under an assumption — a customs hold of
+    `customs_hold_h` in total, a delay of `delay_h` — and the margin it would leave (hold
+    deadline − median arrival). Computed from the stored forecast (before the engine's first,
+    from the departure) and the lane's model; nothing is stored."""
+    await svc.get_visible_shipment(session, principal, shipment_id)
+    assumption = Assumption(customs_hold_h=body.customs_hold_h or 0.0, delay_h=body.delay_h or 0.0)
+    where, p = await forecasts.what_if(session, shipment_id, utcnow(), assumption)
+    return WhatIfOut.model_validate({
+        "shipment_id": shipment_id, "customs_hold_h": body.customs_hold_h,
+        "delay_h": body.delay_h, "hold_deadline": where.hold_deadline,
+        "on_time_probability": p.on_time_probability, "arrival_p50": p.arrival_p50,
+        "arrival_p90": p.arrival_p90,
+        "forecast_basis": {"method": p.method, "delivered_n": p.delivered_n},
+        "margin_h": p.margin_h(where.hold_deadline),
+    })
