@@ -25,7 +25,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def distribution(values: Sequence[float]) -> dict[str, Any]:
     return {
         "count": len(values),
+        "p10": percentile(values, 10),
         "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
         "p95": percentile(values, 95),
         "max": max(values) if values else None,
     }
@@ -60,8 +62,10 @@ def dwell_s(fixes: Sequence[Fix], lat: float, lon: float, radius_km: float) -> f
 
 
 def transit_summary(
-    transit_h: Sequence[float], expected_h: float, max_h: float
+    transit_h: Sequence[float], expected_h: float, max_h: float,
+    on_time: Sequence[bool] = (),
 ) -> dict[str, Any]:
+    """`on_time`: per delivery, whether it arrived by its hold deadline."""
     dist = distribution(transit_h)
     over = sum(1 for t in transit_h if t > max_h)
     return {
@@ -72,4 +76,6 @@ def transit_summary(
         "over_max": over,
         # The lane is still supported by its history when 95 % of journeys fit the validated max.
         "within_validation": bool(transit_h) and (dist["p95"] or 0.0) <= max_h,
+        "on_time": sum(on_time),
+        "on_time_rate": sum(on_time) / len(on_time) if on_time else None,
     }

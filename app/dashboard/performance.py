@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.models import Alert, Excursion, Reading, Shipment
+from app.core.models import Alert, Excursion, Packaging, Reading, Shipment
 from app.dashboard.lanes import Fix, distribution, dwell_s, transit_summary
 from app.services.reference import get_lane
 
@@ -23,7 +23,9 @@ async def lane_performance(
 ) -> dict[str, Any]:
     lane = await get_lane(session, lane_id)
     stmt = (
-        select(Shipment.id, Shipment.departed_at, Shipment.delivered_at)
+        select(Shipment.id, Shipment.departed_at, Shipment.delivered_at, Shipment.packed_at,
+               Shipment.recharged_at, Packaging.qualified_hold_h)
+        .join(Packaging, Packaging.id == Shipment.packaging_id)
         .where(Shipment.lane_id == lane_id, Shipment.delivered_at.is_not(None),
                Shipment.departed_at.is_not(None),
                # Only shipments that travelled this lane end to end: a rerouted one's transit
@@ -36,6 +38,9 @@ async def lane_performance(
     delivered = (await session.execute(stmt)).all()
     ids = [row.id for row in delivered]
     transit = [(row.delivered_at - row.departed_at).total_seconds() / 3600 for row in delivered]
+    # Rule 6: delivered by the deadline of the charge in force (packed, or the latest recharge).
+    on_time = [row.delivered_at <= (row.recharged_at or row.packed_at)
+               + timedelta(hours=row.qualified_hold_h) for row in delivered]
     fixes: dict[uuid.UUID, list[Fix]] = {i: [] for i in ids}
     if ids and lane.waypoints:
         rows = await session.execute(
@@ -68,7 +73,8 @@ async def lane_performance(
         by_kind = {kind: count for kind, count in rows.all()}
     return {
         "lane_id": lane.id, "name": lane.name, "delivered_shipments": len(ids),
-        "transit_h": transit_summary(transit, lane.expected_transit_h, lane.max_transit_h),
+        "transit_h": transit_summary(transit, lane.expected_transit_h, lane.max_transit_h,
+                                     on_time),
         "dwell_h": dwell,
         "shipments_with_excursions": with_excursions,
         "excursion_rate": with_excursions / len(ids) if ids else None,

@@ -68,7 +68,9 @@ class ReleaseIn(StrictBody):
 
 class DistributionOut(BaseModel):
     count: int
+    p10: float | None
     p50: float | None
+    p90: float | None
     p95: float | None
     max: float | None
 
@@ -79,6 +81,9 @@ class TransitOut(DistributionOut):
     over_expected: int
     over_max: int
     within_validation: bool
+    on_time: int = Field(description="deliveries by their hold deadline (packed or last "
+                                     "recharged + qualified hold)")
+    on_time_rate: float | None = Field(description="on_time / count; null without deliveries")
 
 
 class WaypointDwellOut(DistributionOut):

@@ -17,7 +17,7 @@ from alerts.rules import LaneSpec, Waypoint
 from app.core.models import LaneForecastModel, ShipmentForecast, utcnow
 from app.core.settings import Settings
 from tests import factories as f
-from tests.api.dashboard_world import fleet
+from tests.api.dashboard_world import add_readings, fleet, minutes
 from tests.db.engine_support import Clock, round_
 from tests.factories import T0, post
 
@@ -239,3 +239,31 @@ async def test_what_if_is_seen_as_the_shipment_is(
     assert own.status_code == 200, own.text
     missing = await client.post(f"{API}/shipments/{uuid.uuid4()}/what-if", json={"delay_h": 1})
     assert missing.status_code == 404
+
+
+async def test_lane_performance_transit_percentiles_on_time_rate_and_dwell(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    """Hold 40 h, packed at T0 (+ i min), departed T0 + 1 h: transits 28, 30, 34, 50 h — the
+    last arrives after its deadline. H-1 waits 2 h at AMS; the others pass no waypoint."""
+    world = await fleet(client, ["H-1", "H-2", "H-3", "H-4"], hold_h=40.0)
+    ships = world["shipments"]
+    for ref, transit in (("H-1", 28.0), ("H-2", 30.0), ("H-3", 34.0), ("H-4", 50.0)):
+        await _event(client, ships[ref]["id"], "departed", T0 + timedelta(hours=1))
+        await _event(client, ships[ref]["id"], "delivered", T0 + timedelta(hours=1 + transit))
+    fixes = [(52.31, 4.76)] * 13 + [(50.0, -20.0)]
+    await add_readings(db, ships["H-1"]["id"], ships["H-1"]["logger_ids"][0],
+                       minutes(T0 + timedelta(hours=1), [5.0] * len(fixes), 600), positions=fixes)
+    perf = (await client.get(f"{API}/lanes/{world['lane_id']}/performance")).json()
+    transit = perf["transit_h"]
+    assert (transit["count"], transit["p50"], transit["on_time"], transit["on_time_rate"]) == (
+        4, 32.0, 3, 0.75)
+    assert transit["p10"] == pytest.approx(28.6) and transit["p90"] == pytest.approx(45.2)
+    ams, bos = perf["dwell_h"]
+    assert (ams["p10"], ams["p50"], ams["max"]) == (0.0, 0.0, 2.0)
+    assert ams["p90"] == pytest.approx(1.4)
+    assert (bos["count"], bos["p90"]) == (4, 0.0)
+    empty = await f.lane(client, world["origin"], world["destination"], name="EMPTY")
+    none = (await client.get(f"{API}/lanes/{empty}/performance")).json()["transit_h"]
+    assert (none["count"], none["p10"], none["p90"], none["on_time"], none["on_time_rate"]) == (
+        0, None, None, 0, None)
