@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker
+from app.core.models import utcnow
 from app.core.security import Principal
 from app.core.settings import Settings
 from app.schemas.reference import ApiKeyIn
 from app.services import reference
-from simulators import provision
+from simulators import history, provision
 from simulators.plan import Message, Plan, build, messages
 from simulators.publisher import Publisher, PublishError, status_topic, telemetry_topic
 from simulators.runner import backfill, distinct_sent, pause, publish_all, wait_ingested
@@ -25,6 +26,10 @@ from simulators.scenario import Scenario, get
 log = logging.getLogger(__name__)
 DEMO = Principal(actor="demo", role="admin")
 DEMO_INTERVAL_S = 60  # livelier than the scenario files: something moves every minute
+# Lanes (by scenario) seeded with delivered history: 30 ≥ the 10 a lane_history forecast needs.
+HISTORY_LANES = ("clean-2-8", "customs-hold-at-risk")
+HISTORY_N = 30
+HISTORY_SEED = 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,33 @@ async def seed(settings: Settings, sessions: async_sessionmaker[AsyncSession] | 
     finally:
         if engine is not None:
             await engine.dispose()
+
+
+async def seed_history(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> int:
+    """Delivered history on some demo lanes (idempotent), so their shipments' forecasts come
+    from it (`lane_history`); returns how many shipments were added."""
+    engine = None
+    if sessions is None:
+        engine = make_engine(settings.database_url or "", pool_size=1)
+        sessions = make_sessionmaker(engine)
+    added = 0
+    try:
+        for name in HISTORY_LANES:
+            entry = next(e for e in FLEET if e.scenario == name)
+            async with sessions() as session:
+                refs = await provision.provision_references(session, scenario_for(entry),
+                                                            tag=entry.tag)
+                made = await history.generate(
+                    session, str(refs.lane_id), HISTORY_N, seed=HISTORY_SEED, now=utcnow(),
+                    profiles=(refs.product_id, refs.packaging_id))
+                await session.commit()
+            added += len(made)
+    finally:
+        if engine is not None:
+            await engine.dispose()
+    return added
 
 
 @dataclass

@@ -27,9 +27,12 @@ def segments_h(
     None when a waypoint's passage was not seen (no fix inside it, in order, in transit).
 
     A passage runs from the first fix inside the waypoint after the previous passage to the
-    last fix of that stay; the journey is cut to [departed, delivered].
+    last fix of that stay. Times are clipped to [departed, delivered]: a shipper waiting at its
+    first waypoint before departure is there at departure, one seen at its destination after
+    delivery (readings come every few minutes) arrived by the delivery.
     """
-    inside = [f for f in sorted(fixes, key=lambda f: f.t) if departed <= f.t <= delivered]
+    inside = [Fix(min(max(f.t, departed), delivered), f.lat, f.lon)
+              for f in sorted(fixes, key=lambda f: f.t)]
     out: list[float] = []
     at, i = departed, 0
     for w in waypoints:

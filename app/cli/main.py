@@ -102,6 +102,7 @@ def demo(host: Host = None, port: Port = None) -> None:
     with resolved(settings) as live:
         _migrate(live)
         asyncio.run(seeding.seed(live))
+        asyncio.run(seeding.seed_history(live))
         keys = asyncio.run(seeding.role_keys(live))
         typer.echo(
             f"\n  Dashboard:  http://{live.host}:{live.port}/\n"

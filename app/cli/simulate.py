@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from app.core.errors import Problem
 from app.core.settings import get_settings
 from app.runtime import resolved
-from simulators import fleet, runner
+from simulators import fleet, history, runner
 from simulators import scenario as scenarios
 from simulators.registry import register_loggers
 
@@ -29,14 +30,16 @@ class _ScenarioOrCommand(TyperGroup):
 cli = typer.Typer(
     cls=_ScenarioOrCommand, invoke_without_command=True, add_completion=False,
     help="Simulated loggers publishing over MQTT like real ones: `--list`, `SCENARIO [--speed X | "
-         "--backfill]`, `fleet --loggers N --interval S`.",
+         "--backfill]`, `fleet --loggers N --interval S`; a lane's delivered history: "
+         "`history --lane LANE --n N [--seed S]`.",
 )
 
 
 USAGE = """usage: coldchain simulate --list
        coldchain simulate SCENARIO [--speed X | --backfill] [--tag T]
        coldchain simulate fleet --loggers N --interval S [--duration S] [--lanes M] [--processes P]
-                                [--no-register]"""
+                                [--no-register]
+       coldchain simulate history --lane LANE [--n N] [--seed S]"""
 
 
 def _logging() -> None:
@@ -130,3 +133,22 @@ def run_fleet(
     for err in result.errors:
         typer.echo(f"error: {err}", err=True)
     raise typer.Exit(1 if result.errors else 0)
+
+
+@cli.command("history")
+def run_history(
+    lane: Annotated[str, typer.Option(help="the lane's id or name")],
+    n: Annotated[int, typer.Option("--n", min=1, max=1000, help="delivered shipments")] = 50,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same history")] = 0,
+) -> None:
+    """A lane's delivered history: N shipments over the past fortnight, each with its readings
+    (positions every 15 min) and custody events, received (so its forecasts use lane_history)."""
+    _logging()
+    with resolved(get_settings(), broker=False) as live:
+        try:
+            created = asyncio.run(history.run(live, lane, n, seed))
+        except Problem as exc:  # no such lane, or one that cannot be simulated
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(f"{len(created)} delivered shipments stored on lane {lane} "
+               f"({n - len(created)} of seed {seed} were there already)")

@@ -32,6 +32,8 @@ def test_simulate_lists_the_library_one_scenario_a_line() -> None:
     (["simulate", "clean-2-8", "--speed", "0"], "--speed must be positive"),
     (["simulate", "clean-2-8", "--speed", "60", "--backfill"], "exclude each other"),
     (["simulate", "fleet", "--interval", "1"], "Missing option '--loggers'"),
+    (["simulate", "history", "--n", "5"], "Missing option '--lane'"),
+    (["simulate", "history", "--lane", "L", "--n", "0"], "Invalid value for '--n'"),
     (["receiver", "--secret", "not-a-secret"], "whsec_"),
     (["report", "SHP-1", "--format", "docx"], "unknown format 'docx'"),
 ])

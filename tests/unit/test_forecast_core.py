@@ -165,9 +165,9 @@ B = Circle(51.0, 9.0, 2.0)
     ([Fix(3600, 50, 8), Fix(4 * 3600, 50.5, 8.5)], None),
     # B seen before A only (out of order): not a passage of the lane
     ([Fix(3600, 51, 9), Fix(2 * 3600, 50, 8)], None),
-    # fixes before departure do not count
-    ([Fix(-3600, 50, 8), Fix(0, 50, 8), Fix(3600, 50.5, 8.5), Fix(2 * 3600, 51, 9)],
-     (0.0, 0.0, 2.0, 0.0, 6.0)),
+    # waiting at A before departure: there at departure; seen at B after delivery: arrived by it
+    ([Fix(-3600, 50, 8), Fix(0, 50, 8), Fix(3600, 50.5, 8.5), Fix(9 * 3600, 51, 9)],
+     (0.0, 0.0, 8.0, 0.0, 0.0)),
 ])
 def test_segments_from_fixes(fixes: list[Fix], expected: tuple[float, ...] | None) -> None:
     assert segments_h(fixes, [A, B], 0.0, 8 * 3600.0) == expected
