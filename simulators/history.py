@@ -11,7 +11,6 @@ the last waypoint (received 1 h later).
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from alerts.rules import haversine_km
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import InvalidField
 from app.core.handoff import enqueue_evaluation
@@ -33,7 +33,6 @@ from app.services import reference as ref
 from app.services import shipments as svc
 from simulators.plan import build
 from simulators.provision import SIMULATOR
-from simulators.route import EARTH_KM
 from simulators.scenario import Scenario, parse
 
 INTERVAL_S = 900  # a reading every 15 min: positions enough to see each waypoint passage
@@ -52,10 +51,7 @@ class LanePlan:
 
 
 def _km(a: dict[str, Any], b: dict[str, Any]) -> float:
-    p1, p2 = math.radians(a["lat"]), math.radians(b["lat"])
-    dl = math.radians(b["lon"] - a["lon"])
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+    return haversine_km(a["lat"], a["lon"], b["lat"], b["lon"])
 
 
 def is_customs(w: dict[str, Any]) -> bool:
