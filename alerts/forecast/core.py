@@ -8,6 +8,7 @@ waypoint 0, travel to waypoint 1, …, dwell at the last waypoint, travel to the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ MIN_HISTORY = 10
 MIN_SURVIVORS = 5
 # Quantile grid for the parametric parts (equal-probability points: an unbiased discretisation).
 GRID = 200
+Z_RANGE, Z_TABLE = 6.0, 12_001  # the standard normal CDF tabulated once (see _normal_quantiles)
 # The smallest mean residual assumed for a segment that has outlasted its history (15 min).
 MIN_RESIDUAL_H = 0.25
 Z95 = NormalDist().inv_cdf(0.95)
@@ -185,10 +187,26 @@ def _sigma(model: LaneModel) -> float:
     return 0.01
 
 
+@functools.cache
+def _z_table() -> tuple[Floats, Floats]:
+    z = np.linspace(-Z_RANGE, Z_RANGE, Z_TABLE)
+    return np.asarray([NormalDist().cdf(float(x)) for x in z], dtype=np.float64), z
+
+
+def _normal_quantiles(u: Floats) -> Floats:
+    """Standard normal quantiles: the CDF tabulated at z steps of 0.001 and inverted by linear
+    interpolation (error < 1e-6; a forecast needs hundreds and the stdlib's inverse costs ~3 µs
+    each), exact beyond |z| = 6."""
+    table_u, table_z = _z_table()
+    z = np.interp(u, table_u, table_z)
+    for i in np.flatnonzero((u < table_u[0]) | (u > table_u[-1])):
+        z[i] = NormalDist().inv_cdf(float(min(max(u[i], 1e-12), 1 - 1e-12)))
+    return z
+
+
 def _lognormal_quantiles(model: LaneModel, u: Floats) -> Floats:
     mu = math.log(max(model.expected_h, 1e-6))
-    z = np.asarray([NormalDist().inv_cdf(float(min(max(x, 1e-12), 1 - 1e-12))) for x in u])
-    return np.asarray(np.exp(mu + _sigma(model) * z), dtype=np.float64)
+    return np.asarray(np.exp(mu + _sigma(model) * _normal_quantiles(u)), dtype=np.float64)
 
 
 def _nominal_elapsed(model: LaneModel, pos: Position) -> tuple[float, float]:
