@@ -165,7 +165,10 @@ async def evaluate_shipments(
             values.update(shipment_id=sid, updated_at=now)
             updates.append(values)
         result.evaluated.append(sid)
-        forecast_jobs.append(forecast_job(bundle, evaluation))
+        try:
+            forecast_jobs.append(forecast_job(bundle, evaluation))
+        except (ArithmeticError, ValueError, IndexError):  # alerting never waits on a forecast
+            log.exception("forecast of shipment %s failed; the previous one stays", sid)
     await _write_states(session, updates)
     # Events, stops and the routine re-check all pass here: the forecasts follow the judgement.
     await forecasts.refresh(session, forecast_jobs, now)

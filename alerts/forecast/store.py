@@ -50,9 +50,10 @@ def _delivered_on(lane_ids: Sequence[uuid.UUID]) -> Any:
 
 
 async def lane_models(
-    session: AsyncSession, lanes: Mapping[uuid.UUID, LaneSpec]
+    session: AsyncSession, lanes: Mapping[uuid.UUID, LaneSpec], *, store: bool = True
 ) -> dict[uuid.UUID, LaneModel]:
-    """Each lane's model: stored, or rebuilt from its deliveries when they no longer match."""
+    """Each lane's model: stored, or rebuilt from its deliveries when they no longer match (and
+    stored, unless `store` is False)."""
     if not lanes:
         return {}
     ids = sorted(lanes)
@@ -67,6 +68,9 @@ async def lane_models(
         row = stored.get(lid)
         if row is None or row.delivered_n != n or row.last_delivered_at != last:
             totals, segments = await build_history(session, lid, lanes[lid])
+            if not store:
+                out[lid] = lane_model(lanes[lid], totals, segments)
+                continue
             values = {"lane_id": lid, "delivered_n": n, "last_delivered_at": last,
                       "totals_h": totals, "segments_h": segments}
             await session.execute(insert(LaneForecastModel).values(values).on_conflict_do_update(
@@ -161,8 +165,8 @@ async def what_if(
     session: AsyncSession, shipment_id: uuid.UUID, now: datetime, assumption: Assumption
 ) -> tuple[Where, Prediction]:
     """The shipment's stored place (before the engine's first judgement: its departure, its
-    segment unknown), now, under an assumption. Writes nothing of the shipment (a lane model
-    found stale is rebuilt, as for any reader)."""
+    segment unknown), now, under an assumption. Writes nothing (a lane model found stale is
+    rebuilt in memory; the engine stores it)."""
     row = await session.get(ShipmentForecast, shipment_id)
     if row is not None:
         lane_id, w = row.lane_id, stored_where(row)
@@ -178,5 +182,5 @@ async def what_if(
     lane = await session.get(Lane, lane_id)
     waypoints = (await session.scalars(
         select(LaneWaypoint).where(LaneWaypoint.lane_id == lane_id))).all()
-    models = await lane_models(session, {lane_id: lane_spec(lane, waypoints)})
+    models = await lane_models(session, {lane_id: lane_spec(lane, waypoints)}, store=False)
     return w, predict(models[lane_id], w, now, assumption)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts.forecast.adapter import Where, lane_model, predict
@@ -198,8 +198,14 @@ async def test_what_if_a_customs_hold(
     assert base["on_time_probability"] > 0.5 and held["on_time_probability"] == 0.0
     # 25 h to go on a median of 30 h from departure: the base margin is about 10 h.
     assert 9.0 < base["margin_h"] < 11.0
-    # Nothing stored: the shipment's forecast is as the engine left it.
+    # Nothing stored: the shipment's forecast is as the engine left it, and a lane model found
+    # missing (stale) is rebuilt in memory only.
     assert (await db.execute(select(ShipmentForecast.__table__))).one() == stored
+    await db.execute(delete(LaneForecastModel))
+    await db.commit()
+    again = (await client.post(url, json={"customs_hold_h": 48})).json()
+    assert again["margin_h"] == pytest.approx(held["margin_h"], abs=0.01)
+    assert await db.scalar(select(func.count()).select_from(LaneForecastModel)) == 0
 
 
 @pytest.mark.parametrize("body", [
