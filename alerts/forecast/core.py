@@ -24,6 +24,8 @@ MIN_HISTORY = 10
 MIN_SURVIVORS = 5
 # Quantile grid for the parametric parts (equal-probability points: an unbiased discretisation).
 GRID = 200
+# Points of a residual that is added to every draw of the rest (the sum has points × draws).
+TAIL = 64
 Z_RANGE, Z_TABLE = 6.0, 12_001  # the standard normal CDF tabulated once (see _normal_quantiles)
 # The smallest mean residual assumed for a segment that has outlasted its history (15 min).
 MIN_RESIDUAL_H = 0.25
@@ -120,12 +122,12 @@ def forecast(
     )
 
 
-def _grid() -> Floats:
-    return (np.arange(GRID, dtype=np.float64) + 0.5) / GRID
+def _grid(points: int = GRID) -> Floats:
+    return (np.arange(points, dtype=np.float64) + 0.5) / points
 
 
-def _exponential(mean_h: float) -> Floats:
-    return -mean_h * np.log1p(-_grid())
+def _exponential(mean_h: float, points: int = GRID) -> Floats:
+    return -mean_h * np.log1p(-_grid(points))
 
 
 def _customs_extra(model: LaneModel, pos: Position, what_if: Assumption) -> float:
@@ -161,7 +163,7 @@ def _by_segments(model: LaneModel, rows: Floats, pos: Position, what_if: Assumpt
         if held_now:
             rest = np.maximum(rest, h - e)
         return np.asarray(rest + later[survivors].sum(axis=1) + flat, dtype=np.float64)
-    tail = _exponential(_tail_mean(current, e, model, i))
+    tail = _exponential(_tail_mean(current, e, model, i), TAIL)
     if held_now:
         tail = np.maximum(tail, h - e)
     return np.asarray((tail[:, None] + later.sum(axis=1)[None, :]).ravel() + flat,
@@ -237,8 +239,8 @@ def _by_total(
     c = model.customs
     held_now = what_if.customs_hold_h > 0 and c is not None and pos.segment == 2 * c + 1
     if current_over > 0 or held_now:
-        stop = _exponential(max(current_over, MIN_RESIDUAL_H)) if current_over > 0 else \
-            np.zeros(GRID)
+        stop = _exponential(max(current_over, MIN_RESIDUAL_H), TAIL) if current_over > 0 else \
+            np.zeros(TAIL)
         if held_now:
             allowance = model.allowances_h[pos.segment // 2]
             # Held for h in total: it stays at least h - (time there), of which the part past
