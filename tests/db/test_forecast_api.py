@@ -10,11 +10,14 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from alerts.forecast.adapter import Where, lane_model, predict
 from alerts.rules import LaneSpec, Waypoint
-from app.core.models import LaneForecastModel, ShipmentForecast, utcnow
+from app.core.db import make_sessionmaker
+from app.core.handoff import enqueue_evaluation
+from app.core.models import LaneForecastModel, Reading, ShipmentForecast, utcnow
 from app.core.settings import Settings
 from tests import factories as f
 from tests.api.dashboard_world import add_readings, fleet, minutes
@@ -273,3 +276,44 @@ async def test_lane_performance_transit_percentiles_on_time_rate_and_dwell(
     none = (await client.get(f"{API}/lanes/{empty}/performance")).json()["transit_h"]
     assert (none["count"], none["p10"], none["p90"], none["on_time"], none["on_time_rate"]) == (
         0, None, None, 0, None)
+
+
+async def test_the_forecast_follows_the_stops_the_engine_finds(
+    client: httpx.AsyncClient, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    """Departed at T0: positions inside AMS from +60 min put it at waypoint 0 (segment 1) since
+    then; the first fix outside at +540 min puts it on the leg to BOS customs (segment 2) from
+    then (the engine ends a stay at the first reading out). The 8 h at AMS (allowance 6 h) count
+    as 2 h of overrun."""
+    world = await fleet(client, ["SHP-1"])
+    sid = world["shipments"]["SHP-1"]["id"]
+    logger_id = world["shipments"]["SHP-1"]["logger_ids"][0]
+    await _event(client, sid, "departed", T0)
+    ams, away = {"lat": 52.31, "lon": 4.76}, {"lat": 50.0, "lon": -20.0}
+
+    async def seen(minutes: list[int], where: dict[str, float]) -> None:
+        rows = [{"logger_id": logger_id, "ts": T0 + timedelta(minutes=m),
+                 "shipment_id": uuid.UUID(sid), "temp_c": 5.0, "received_at": T0, **where}
+                for m in minutes]
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await session.execute(insert(Reading), rows)
+            await enqueue_evaluation(session, uuid.UUID(sid), rows[0]["ts"])
+
+    async def forecast_row() -> ShipmentForecast:
+        db.expire_all()
+        row = await db.get(ShipmentForecast, uuid.UUID(sid))
+        assert row is not None
+        return row
+
+    await seen(list(range(0, 60, 1)), {"lat": 52.0, "lon": 4.0})
+    await seen(list(range(60, 200, 1)), ams)
+    await round_(engine, Clock(T0 + timedelta(minutes=200)))
+    at_ams = await forecast_row()
+    assert (at_ams.segment, at_ams.segment_since, at_ams.overrun_h) == (
+        1, T0 + timedelta(minutes=60), 0.0)
+    await seen(list(range(200, 540, 1)), ams)
+    await seen(list(range(540, 560, 1)), away)
+    await round_(engine, Clock(T0 + timedelta(minutes=560)))
+    gone = await forecast_row()
+    assert (gone.segment, gone.leg_started_at) == (2, T0)
+    assert (gone.segment_since, gone.overrun_h) == (T0 + timedelta(minutes=540), 2.0)
