@@ -45,6 +45,12 @@ SETUP = [
     ("INSERT INTO packaging (id, name, qualified_hold_h) VALUES ($1, 'Passive 2-8 96h', 96)", (3,)),
     ("INSERT INTO lanes (id, name, origin_site_id, destination_site_id, expected_transit_h,"
      " max_transit_h, corridor_km) VALUES ($1, 'AMS-BOS', $2, $3, 30, 48, 100)", (4, 0, 1)),
+    # The fleet rows name each shipment's stop or leg from these (positions are spread over
+    # 40–52° N, 0–59° W: most fall between the two, a few inside neither radius).
+    ("INSERT INTO lane_waypoints (id, lane_id, position, name, lat, lon, radius_km,"
+     " dwell_allowance_h) VALUES (gen_random_uuid(), $1, 0, 'AMS', 52.31, 4.76, 10, 6),"
+     " (gen_random_uuid(), $1, 1, 'KEF', 63.98, -22.6, 10, 4),"
+     " (gen_random_uuid(), $1, 2, 'BOS customs', 42.36, -71.01, 10, 8)", (4,)),
 ]
 # $1 lane, $2 product, $3 packaging, $4 origin, $5 destination, $6 now, $7 count
 SHIPMENTS_SQL = """

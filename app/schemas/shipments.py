@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from app.core.errors import InvalidField
 from app.schemas.common import Out, Reference, StrictBody, UtcDatetime
+from app.schemas.fleet import Whereabouts
 from app.schemas.reference import LOGGER_ID_PATTERN
 
 EventType = Literal["departed", "customs_hold", "customs_released", "delivered", "received",
@@ -162,6 +163,12 @@ class ShipmentSummary(Forecast):
     packaging_id: uuid.UUID
     origin_site_id: uuid.UUID
     destination_site_id: uuid.UUID
+    origin_site_name: str
+    origin_country: str = Field(description="ISO 3166-1 alpha-2")
+    destination_site_name: str
+    destination_country: str = Field(description="ISO 3166-1 alpha-2")
+    lane_name: str = Field(description="the name of `lane_id`")
+    whereabouts: Whereabouts = Field(description="the current stop or leg on the lane")
     logger_ids: list[str]
     packed_at: datetime
     departed_at: datetime | None
@@ -176,6 +183,7 @@ class ShipmentSummary(Forecast):
     at_risk: bool
     stability_budget_used_s: float
     stability_budget_left_s: float | None
+    stability_budget_s: float = Field(description="the product's whole stability budget")
     projected_breach_at: datetime | None
     open_alerts: int
     open_critical_alerts: int

@@ -210,6 +210,7 @@ def summary_dict(row: Any, risk_probability: float) -> dict[str, Any]:
         or forecast_at_risk(shipment, forecast, risk_probability),
         stability_budget_used_s=used,
         stability_budget_left_s=max(budget_s - used, 0.0),
+        stability_budget_s=budget_s,
         projected_breach_at=state.projected_breach_at if state else None,
         open_alerts=state.open_alerts if state else 0,
         open_critical_alerts=state.open_critical_alerts if state else 0,

@@ -33,7 +33,7 @@ from app.schemas.shipments import (
     WhatIfIn,
     WhatIfOut,
 )
-from app.services import corrections, timeline
+from app.services import corrections, fleet, timeline
 from app.services import shipments as svc
 
 router = APIRouter(tags=["shipments"])
@@ -50,6 +50,7 @@ async def shipment_detail(
     row = (await session.execute(svc.summary_select().where(Shipment.id == shipment_id))).one()
     data = svc.summary_dict(row, risk_probability)
     data["events"] = await svc.shipment_events(session, shipment_id)
+    await fleet.add_context(session, [data])
     return data
 
 
@@ -101,9 +102,9 @@ async def list_shipments(
     rows, next_cursor = await paginate(
         session, stmt, keys, cursor=cursor, limit=limit, key_of=key_of
     )
-    return Page(items=[ShipmentSummary.model_validate(svc.summary_dict(r, settings.risk_probability))
-                       for r in rows],
-                next_cursor=next_cursor)
+    items = [svc.summary_dict(r, settings.risk_probability) for r in rows]
+    await fleet.add_context(session, items)
+    return Page(items=[ShipmentSummary.model_validate(i) for i in items], next_cursor=next_cursor)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentDetail)
