@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
-from playwright.async_api import async_playwright, expect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from playwright.async_api import expect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.models import utcnow
-from app.core.settings import Settings
 from tests.api import dashboard_world as w
 from tests.api.keys import make_key
-from tests.live_server import running
+from tests.browser.pages import ARTIFACTS, signed_in
 
-CHROMIUM = os.environ.get("COLDCHAIN_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 # A shipment on its way now: packed six hours ago (the chart runs from packing to now).
 T0 = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_test_tools.py (Debian: "
-                    "apt-get install chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture
-async def live(
-    settings: Settings, engine: AsyncEngine, db: AsyncSession, chromium: str
-) -> AsyncIterator[str]:
-    async with running(settings, engine) as url:
-        yield url
 
 
 async def _world(client: httpx.AsyncClient, db: AsyncSession) -> dict[str, str]:
@@ -68,74 +44,58 @@ async def test_fleet_chart_track_and_acknowledging_an_alert(
     ids = await _world(client, db)
     # A coordinator logs in: acknowledging is a person's decision, never the admin key's.
     key = await make_key(client, "coordinator")
-    ARTIFACTS.mkdir(exist_ok=True)
-    requests: list[str] = []
-    problems: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = await (await browser.new_context(viewport={"width": 1400, "height": 1100})
-                          ).new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    async with signed_in(live, key) as browser:
+        page = browser.page
+        rows = page.locator("#fleet-table tbody tr")
+        await expect(rows).to_have_count(2)
+        # Risk order and colouring: the critical shipment first, in red.
+        await expect(rows.first).to_have_attribute("data-reference", "SHP-WEB")
+        await expect(rows.first).to_have_class("risk-critical")
+        await expect(rows.nth(1)).to_have_class("risk-ok")
+        assert await page.evaluate("sessionStorage.getItem('coldchain.apiKey')") == key
+        await expect(page.locator("body")).to_have_attribute("data-live", "on")
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-fleet.png"), full_page=True)
 
-            await page.goto(f"{live}/")
-            await expect(page.locator("#login")).to_be_visible()
-            await page.fill("#api-key", key)
-            await page.click("#login-form button[type=submit]")
-            rows = page.locator("#fleet-table tbody tr")
-            await expect(rows).to_have_count(2)
-            # Risk order and colouring: the critical shipment first, in red.
-            await expect(rows.first).to_have_attribute("data-reference", "SHP-WEB")
-            await expect(rows.first).to_have_class("risk-critical")
-            await expect(rows.nth(1)).to_have_class("risk-ok")
-            assert await page.evaluate("sessionStorage.getItem('coldchain.apiKey')") == key
-            await expect(page.locator("body")).to_have_attribute("data-live", "on")
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-fleet.png"), full_page=True)
+        await rows.first.click()
+        chart = page.locator("#temp-chart")
+        excursion = chart.locator("rect.excursion")
+        await expect(excursion).to_have_count(1)
+        await expect(excursion).to_have_attribute("data-kind", "temperature_high")
+        assert float(await excursion.get_attribute("width") or 0) > 5
+        # The silence (150–200 min, unknown from 153) and the hour since the last reading.
+        gaps = chart.locator("rect.gap")
+        await expect(gaps).to_have_count(2)
+        middle = (T0 + timedelta(minutes=153)).isoformat().replace("+00:00", "Z")
+        await expect(gaps.first).to_have_attribute("data-start", middle)
+        await expect(chart.locator("line.limit")).to_have_count(2)
+        assert await chart.locator("circle.oor").count() == 16  # the 16 minutes above 8 °C
+        assert await chart.locator("path.mean").count() == 2  # broken at the gap
+        track = page.locator("#track-map")
+        await expect(track.locator("polyline.track")).to_have_count(1)
+        await expect(track.locator("circle.waypoint")).to_have_count(2)
+        await expect(track.locator("path.corridor")).to_have_count(1)
 
-            await rows.first.click()
-            chart = page.locator("#temp-chart")
-            excursion = chart.locator("rect.excursion")
-            await expect(excursion).to_have_count(1)
-            await expect(excursion).to_have_attribute("data-kind", "temperature_high")
-            assert float(await excursion.get_attribute("width") or 0) > 5
-            # The silence (150–200 min, unknown from 153) and the hour since the last reading.
-            gaps = chart.locator("rect.gap")
-            await expect(gaps).to_have_count(2)
-            middle = (T0 + timedelta(minutes=153)).isoformat().replace("+00:00", "Z")
-            await expect(gaps.first).to_have_attribute("data-start", middle)
-            await expect(chart.locator("line.limit")).to_have_count(2)
-            assert await chart.locator("circle.oor").count() == 16  # the 16 minutes above 8 °C
-            assert await chart.locator("path.mean").count() == 2  # broken at the gap
-            track = page.locator("#track-map")
-            await expect(track.locator("polyline.track")).to_have_count(1)
-            await expect(track.locator("circle.waypoint")).to_have_count(2)
-            await expect(track.locator("path.corridor")).to_have_count(1)
+        alert_row = page.locator(f"tr[data-alert-id='{ids['alert']}']")
+        await expect(alert_row.locator("td.state")).to_have_text("open")
+        await alert_row.locator("button.ack").click()
+        await alert_row.locator("input[name=comment]").fill("courier re-iced the box")
+        await alert_row.locator("button.confirm").click()
+        await expect(alert_row.locator("td.state")).to_have_text("acknowledged")
+        await expect(alert_row.locator("button.ack")).to_have_count(0)
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-shipment.png"), full_page=True)
 
-            alert_row = page.locator(f"tr[data-alert-id='{ids['alert']}']")
-            await expect(alert_row.locator("td.state")).to_have_text("open")
-            await alert_row.locator("button.ack").click()
-            await alert_row.locator("input[name=comment]").fill("courier re-iced the box")
-            await alert_row.locator("button.confirm").click()
-            await expect(alert_row.locator("td.state")).to_have_text("acknowledged")
-            await expect(alert_row.locator("button.ack")).to_have_count(0)
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-shipment.png"), full_page=True)
-
-            # Live: an alert raised now appears without a reload (SSE → refetch).
-            await w.add_excursion_and_alert(
-                db, ids["hot"], ids["logger"], T0 + timedelta(minutes=280),
-                T0 + timedelta(minutes=285), 3.0, kind="light_exposure")
-            await expect(page.locator("#alerts-table td", has_text="light_exposure")).to_be_visible(
-                timeout=10_000)
-        finally:
-            await browser.close()
+        # Live: an alert raised now appears without a reload (SSE → refetch).
+        await w.add_excursion_and_alert(
+            db, ids["hot"], ids["logger"], T0 + timedelta(minutes=280),
+            T0 + timedelta(minutes=285), 3.0, kind="light_exposure")
+        await expect(page.locator("#alerts-table td", has_text="light_exposure")).to_be_visible(
+            timeout=10_000)
 
     stored = (await client.get(f"/api/v1/alerts/{ids['alert']}")).json()
     assert stored["state"] == "acknowledged"
     assert stored["ack_comment"] == "courier re-iced the box"
     assert stored["acknowledged_by"] == "key:" + key.split("_")[1]
     # Everything the page needed came from this server: no CDN, no tile server, no fonts.
-    assert requests and all(u.startswith(live) or u.startswith(("data:", "blob:")) for u in requests)
-    assert problems == []
+    assert browser.only_from(live)
+    assert browser.problems == []
     assert (ARTIFACTS / "dashboard-shipment.png").stat().st_size > 10_000

@@ -19,9 +19,7 @@ function esc(value) {
 }
 
 function fmtTime(iso) {
-  if (!iso) return "–";
-  const d = new Date(iso);
-  return d.toISOString().slice(5, 16).replace("T", " ") + " UTC";
+  return localTime(iso);  // fleet.js: the viewer's time zone
 }
 
 function fmtNum(v, digits = 1, unit = "") {
@@ -117,23 +115,11 @@ function fleetQuery(cursor) {
 }
 
 function fleetRow(s) {
-  const last = s.last_reading;
-  const budget = s.stability_budget_used_s + (s.stability_budget_left_s ?? 0);
-  const pct = budget > 0 ? (100 * s.stability_budget_used_s) / budget : 0;
   const tr = document.createElement("tr");
   tr.className = riskClass(s);
   tr.dataset.id = s.id;
   tr.dataset.reference = s.reference;
-  tr.innerHTML = `
-    <td><strong>${esc(s.reference)}</strong></td>
-    <td><span class="badge">${esc(s.status.replace("_", " "))}</span></td>
-    <td>${last ? `${fmtNum(last.temp_c, 1, " °C")}<br><span class="muted">${fmtTime(last.ts)}</span>` : "–"}</td>
-    <td>${last && last.lat !== null ? `${fmtNum(last.lat, 2)}, ${fmtNum(last.lon, 2)}` : "–"}</td>
-    <td class="${s.margin_h !== null && s.margin_h < 0 ? "neg" : ""}">${fmtNum(s.margin_h, 1, " h")}</td>
-    <td>${fmtTime(s.hold_deadline)}</td>
-    <td>${fmtTime(s.expected_arrival)}</td>
-    <td>${fmtNum(pct, 0, " %")}</td>
-    <td>${s.open_alerts}${s.open_critical_alerts ? ` <span class="sev-critical">(${s.open_critical_alerts} critical)</span>` : ""}</td>`;
+  tr.innerHTML = fleetCells(s);  // fleet.js
   tr.addEventListener("click", () => { location.hash = `#/shipments/${s.id}`; });
   return tr;
 }
@@ -181,9 +167,9 @@ async function loadShipment(id) {
     metric("Last reading", last ? `${fmtNum(last.temp_c, 1, " °C")}` : "–"),
     metric("Product range", `${p.temp_min_c} … ${p.temp_max_c} °C`),
     metric("Hold-time margin", fmtNum(s.margin_h, 1, " h"), marginCls),
-    metric("Hold deadline", fmtTime(s.hold_deadline)),
-    metric("Expected arrival", fmtTime(s.expected_arrival)),
-    metric("Budget used", `${fmtNum(s.stability_budget_used_s / 60, 0, " min")}`,
+    metric("Hold deadline", timeHtml(s.hold_deadline)),
+    metric("Expected arrival", timeHtml(s.expected_arrival)),
+    metric("Budget used", budgetText(s.stability_budget_used_s, s.stability_budget_s),
       s.stability_budget_used_s > 0 ? "warn" : ""),
     metric("MKT", fmtNum(s.mkt_c, 2, " °C")),
     metric("Min / max", `${fmtNum(s.min_c, 1)} / ${fmtNum(s.max_c, 1)} °C`),
@@ -200,7 +186,7 @@ async function loadShipment(id) {
       }).join("")
     : `<li class="muted">packed ${fmtTime(s.packed_at)}; no custody events yet</li>`;
   const excursions = await loadExcursions(id);
-  await Promise.all([drawChart(s, p, excursions), loadAlerts(id), drawTrack(id)]);
+  await Promise.all([drawChart(s, p, excursions), loadAlerts(id), drawTrack(id, s), shipmentOutlook(s)]);
 }
 
 async function loadExcursions(id) {
@@ -364,53 +350,14 @@ async function drawChart(s, p, excursions) {
 
 $("#s-every").addEventListener("change", () => state.shipmentId && loadShipment(state.shipmentId));
 
-/* ---------- track over the lane (SVG, drawn locally: no tile server) ---------- */
+/* ---------- track over the lane and an offline basemap (map.js) ---------- */
 
-async function drawTrack(id) {
+async function drawTrack(id, s = {}) {
   const fc = await api(`/shipments/${id}/track`);
-  const coords = [];
-  const walk = (c) => (typeof c[0] === "number" ? coords.push(c) : c.forEach(walk));
-  fc.features.forEach((f) => walk(f.geometry.coordinates));
-  const W = 640, H = 400, pad = 24;
-  const root = svg("svg", { id: "track-map", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "track" });
-  svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#f7fafc" }, root);
-  if (!coords.length) {
-    svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, root).textContent = "no positions";
-    $("#map-box").replaceChildren(root);
-    return;
-  }
-  const lats = coords.map((c) => c[1]), lons = coords.map((c) => c[0]);
-  const k = Math.cos((((Math.min(...lats) + Math.max(...lats)) / 2) * Math.PI) / 180);
-  const minX = Math.min(...lons) * k, maxX = Math.max(...lons) * k;
-  const minY = Math.min(...lats), maxY = Math.max(...lats);
-  const scale = Math.min((W - 2 * pad) / Math.max(maxX - minX, 1e-6), (H - 2 * pad) / Math.max(maxY - minY, 1e-6));
-  const ox = (W - (maxX - minX) * scale) / 2, oy = (H - (maxY - minY) * scale) / 2;
-  const px = ([lon, lat]) => [ox + (lon * k - minX) * scale, H - oy - (lat - minY) * scale];
-  const line = (cs) => cs.map((c) => px(c).map((v) => v.toFixed(1)).join(",")).join(" ");
-  for (let g = Math.ceil(minY / 5) * 5; g <= maxY; g += 5) {
-    const [, gy] = px([minX / k, g]);
-    svg("line", { class: "gridline", x1: 0, x2: W, y1: gy, y2: gy }, root);
-  }
-  const byKind = (kind) => fc.features.filter((f) => f.properties.kind === kind);
-  for (const f of byKind("corridor")) {
-    const d = f.geometry.coordinates.map((poly) => poly.map((ring) => `M${ring.map((c) => px(c).map((v) => v.toFixed(1)).join(",")).join("L")}Z`).join("")).join("");
-    svg("path", { class: "corridor", d, "data-corridor-km": f.properties.corridor_km }, root);
-  }
-  for (const f of byKind("lane")) svg("polyline", { class: "lane", points: line(f.geometry.coordinates) }, root);
-  for (const f of byKind("waypoint")) {
-    const [cx, cy] = px(f.geometry.coordinates);
-    svg("circle", { class: "waypoint-area", cx, cy, r: Math.max((f.properties.radius_km / 110.574) * scale, 3) }, root);
-    const dot = svg("circle", { class: "waypoint", cx, cy, r: 5, "data-name": f.properties.name }, root);
-    svg("title", {}, dot).textContent = `${f.properties.name}: dwell allowance ${f.properties.dwell_allowance_h} h`;
-    svg("text", { x: cx + 8, y: cy - 8 }, root).textContent = f.properties.name;
-  }
-  for (const f of byKind("track")) svg("polyline", { class: "track", points: line(f.geometry.coordinates) }, root);
-  for (const f of byKind("position")) {
-    const [cx, cy] = px(f.geometry.coordinates);
-    const dot = svg("circle", { class: "position", cx, cy, r: 6 }, root);
-    svg("title", {}, dot).textContent = `last position ${fmtTime(f.properties.ts)}, ${fmtNum(f.properties.temp_c, 1, " °C")}`;
-  }
-  $("#map-box").replaceChildren(root);
+  const highlight = {};
+  if (s.origin_country) highlight[s.origin_country] = "origin";
+  if (s.destination_country) highlight[s.destination_country] = "destination";
+  await trackMap.draw($("#map-box"), id, fc, { fmtTime, fmtTemp: (v) => fmtNum(v, 1, " °C"), highlight });
 }
 
 /* ---------- report downloads (fetch with the key, then save the blob) ---------- */
