@@ -163,6 +163,32 @@ async def test_map_over_the_basemap_fleet_rows_and_lane_plots(
         assert float(await svg.get_attribute("data-zoom")) == pytest.approx(fitted * 1.6, rel=1e-3)
         await page.click("#map-box button.map-fit")
         await expect(svg).to_have_attribute("data-zoom", f"{fitted:.3f}")
+        # The wheel scrolls the page past the map; once the map is clicked it zooms there.
+        async def centre() -> tuple[float, float]:
+            box = (await _boxes(page, "#track-map"))[0]
+            return (box["x0"] + box["x1"]) / 2, (box["y0"] + box["y1"]) / 2
+
+        await svg.scroll_into_view_if_needed()
+        await page.mouse.move(*await centre())
+        await page.evaluate("""document.querySelector('#track-map').addEventListener('wheel',
+            () => { document.body.dataset.wheels = 1 + Number(document.body.dataset.wheels || 0); })""")
+        await page.mouse.wheel(0, 120)
+        await expect(page.locator("body")).to_have_attribute("data-wheels", "1")
+        assert await svg.get_attribute("data-zoom") == f"{fitted:.3f}"  # set as a zoom happens
+        hub = svg.locator("circle.waypoint[data-name='FRA hub']")
+        before = await hub.get_attribute("cx") or ""
+        x, y = await centre()
+        await page.mouse.move(x, y)
+        await page.mouse.down()
+        await page.mouse.move(x + 60, y, steps=4)
+        await page.mouse.up()
+        await expect(hub).not_to_have_attribute("cx", before)
+        assert float(await hub.get_attribute("cx") or "nan") > float(before)  # dragged east
+        await page.mouse.wheel(0, -200)
+        await expect(svg).not_to_have_attribute("data-zoom", f"{fitted:.3f}")
+        assert float(await svg.get_attribute("data-zoom") or 0) > fitted
+        await page.click("#map-box button.map-fit")
+        await expect(svg).to_have_attribute("data-zoom", f"{fitted:.3f}")
         await page.locator("#map-box").screenshot(path=str(ARTIFACTS / "track-map.png"))
 
         # The lane's plots: one delivered shipment, 22 h in transit; dwell per waypoint.
@@ -172,4 +198,48 @@ async def test_map_over_the_basemap_fleet_rows_and_lane_plots(
         await expect(page.locator("#s-cards")).to_contain_text("15 / 60 min")
         await page.screenshot(path=str(ARTIFACTS / "shipment-outlook.png"), full_page=True)
     assert browser.only_from(live)
+    assert browser.problems == []
+
+
+async def test_a_lane_across_the_antimeridian_stays_one_piece(
+    client: httpx.AsyncClient, db: AsyncSession, live: str
+) -> None:
+    """Tokyo → Anchorage → Los Angeles: the map unwraps the longitudes around the lane, so the
+    shipment is one piece in the middle of the view with Japan and the USA on either side."""
+    pacific = [
+        {"name": "NRT", "lat": 35.77, "lon": 140.39, "radius_km": 10, "dwell_allowance_h": 4},
+        {"name": "ANC", "lat": 61.17, "lon": -149.99, "radius_km": 10, "dwell_allowance_h": 4},
+        {"name": "LAX customs", "lat": 33.94, "lon": -118.41, "radius_km": 10,
+         "dwell_allowance_h": 8},
+    ]
+    world = await w.fleet(client, ["SHP-PAC"], waypoints=pacific, name="NRT-LAX",
+                          packed_at=T0, corridor_km=200)
+    sid = world["shipments"]["SHP-PAC"]["id"]
+    points = w.minutes(T0 + timedelta(hours=1), [5.0] * 12, step_s=1800)
+    # Over the North Pacific from Tokyo, across 180° to about 170° W.
+    positions = [(36.0 + i * 2.0, 141.0 + i * 4.0) for i in range(11)] + [(58.0, -170.0)]
+    await w.add_readings(db, sid, world["shipments"]["SHP-PAC"]["logger_ids"][0], points,
+                         positions=positions)
+    await w.set_state(db, sid, last_reading_ts=points[-1][0], last_temp_c=5.0,
+                      last_lat=58.0, last_lon=-170.0)
+    key = await make_key(client, "coordinator")
+    async with signed_in(live, key) as browser:
+        page = browser.page
+        await page.goto(f"{live}/#/shipments/{sid}")
+        svg = page.locator("#track-map")
+        await expect(svg.locator("circle.position")).to_have_count(1)
+        west, _, east, _ = map(float, (await svg.get_attribute("data-extent")).split(","))
+        assert (west, east) == pytest.approx((140.39, 360 - 118.41), abs=1e-3)
+        view = (await _boxes(page, "#track-map"))[0]
+        marks = await _boxes(page, "#track-map circle.waypoint, #track-map circle.position")
+        for m in marks:
+            assert view["x0"] < m["x0"] and m["x1"] < view["x1"], m
+        # Japan is drawn where it is; Alaska and California come from the copy 360° east.
+        japan = (await _boxes(page, "#basemap-world path.country[data-a2='JP']"))[0]
+        assert _overlap(japan, view) > 400
+        nrt, lax = marks[0], marks[2]
+        assert nrt["x0"] < lax["x0"]  # Tokyo on the left, Los Angeles on the right
+        labels = await _boxes(page, "#track-map text.label")
+        assert {"NRT", "ANC", "LAX customs"} <= {b["text"] for b in labels}
+        await page.locator("#map-box").screenshot(path=str(ARTIFACTS / "track-map-pacific.png"))
     assert browser.problems == []

@@ -1,8 +1,9 @@
 /* Track map: a shipment's lane, corridor, waypoints, track and position over an offline basemap
    (Natural Earth country outlines from the npm package world-atlas, /static/basemap.json, built by
-   scripts/basemap). Web Mercator in plain SVG; nothing is loaded from elsewhere. Wheel or the
-   buttons zoom, dragging pans, "fit" returns to the shipment's extent. Labels that would collide
-   are moved around their point or left out (the point keeps its name as a tooltip). */
+   scripts/basemap). Web Mercator in plain SVG; nothing is loaded from elsewhere. The buttons (or
+   the wheel, once the map was clicked) zoom, dragging pans, "fit" returns to the shipment's
+   extent. Labels that would collide are moved around their point or left out (the point keeps
+   its name as a tooltip). */
 "use strict";
 
 const trackMap = (() => {
@@ -14,6 +15,7 @@ const trackMap = (() => {
   const MIN_SPAN_DEG = 3;    // the tightest fit: about 300 km across
   const MAX_ZOOM = 40;       // beyond the fit, in and out
   const LABEL_H = 13;
+  const LAND = "#f4f1ea", BORDER = "#b9b3a6", HIGHLIGHT = "#ece3cc";
   const views = new Map();   // shipment id → the view the user chose (kept across live redraws)
   let basemap = null;
 
@@ -240,6 +242,7 @@ const trackMap = (() => {
   let frame = null;
   function setView(m, view, userMoved = true) {
     m.view = view;
+    m.svg.dataset.zoom = view.s.toFixed(3);
     views.set(m.id, userMoved ? view : null);
     if (frame === null) frame = requestAnimationFrame(() => { frame = null; drawOverlay(m); });
   }
@@ -260,7 +263,12 @@ const trackMap = (() => {
 
   function interact(m) {
     const svgEl = m.svg;
+    // The wheel zooms once the map was clicked (or with Ctrl/⌘): scrolling the page past the
+    // map must not zoom it.
+    let engaged = false;
+    svgEl.addEventListener("pointerleave", () => { engaged = false; });
     svgEl.addEventListener("wheel", (ev) => {
+      if (!engaged && !ev.ctrlKey && !ev.metaKey) return;
       ev.preventDefault();
       const [x, y] = toView(svgEl, ev);
       zoomAt(m, x, y, Math.exp(-ev.deltaY * 0.0015));
@@ -268,6 +276,7 @@ const trackMap = (() => {
     svgEl.addEventListener("dblclick", (ev) => { const [x, y] = toView(svgEl, ev); zoomAt(m, x, y, 2); });
     let drag = null;
     svgEl.addEventListener("pointerdown", (ev) => {
+      engaged = true;
       drag = { at: toView(svgEl, ev), view: m.view };
       svgEl.setPointerCapture(ev.pointerId);
       svgEl.classList.add("dragging");
@@ -302,10 +311,15 @@ const trackMap = (() => {
       root.dataset.basemapError = err.message;
     }
     const world = el("g", { class: "basemap" }, root);
-    const copy = el("g", { id: "basemap-world" }, world);
+    // Colours as presentation attributes too: the copies drawn by <use> do not match the page's
+    // selectors (map.css styles the original the same way).
+    const copy = el("g", { id: "basemap-world", fill: LAND, stroke: BORDER, "stroke-width": 0.7,
+      "fill-rule": "evenodd", "stroke-linejoin": "round" }, world);
     for (const c of map.countries) {
       const cls = opts.highlight?.[c.a2];
-      const path = el("path", { class: `country${cls ? ` ${cls}` : ""}`, d: c.d, "data-name": c.name }, copy);
+      const path = el("path", { class: `country${cls ? ` ${cls}` : ""}`, d: c.d, "data-name": c.name,
+        "vector-effect": "non-scaling-stroke" }, copy);
+      if (cls) path.setAttribute("fill", HIGHLIGHT);
       if (c.a2) path.dataset.a2 = c.a2;
     }
     for (const dx of [-360, 360]) el("use", { href: "#basemap-world", transform: `translate(${dx} 0)` }, world);
