@@ -10,7 +10,9 @@ function pct(p) {
 /* One horizontal distribution per row: p10–p90 box, p50 tick, whiskers to p95 and max; optional
    limit lines (expected/max transit, dwell allowance) in the same hours. */
 function distributionPlot(id, rows, { title, unit = "h", limits = [] }) {
-  const W = 560, left = 130, right = 20, rowH = 30, top = 24;
+  // Room on the left for the longest name (11 px text ≈ 6.3 px a character), at most 45 %.
+  const W = 560, right = 20, rowH = 30, top = 24;
+  const left = Math.min(Math.max(70, 14 + 6.3 * Math.max(...rows.map((r) => r.name.length))), W * 0.45);
   const H = top + rows.length * rowH + 28;
   const values = rows.flatMap((r) => [r.p10, r.p50, r.p90, r.p95, r.max, r.allowance]).concat(limits.map((l) => l.value));
   const hi = Math.max(1, ...values.filter((v) => v !== null && v !== undefined)) * 1.08;
