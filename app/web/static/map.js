@@ -126,12 +126,15 @@ const trackMap = (() => {
     ].map(([x0, y0]) => ({ x0, y0, x1: x0 + w, y1: y0 + h }));
   }
 
-  function placeLabels(layer, items, taken) {
+  /* Labels never overlap `taken` (labels, markers, the buttons) and rather not `lines` (small
+     boxes along the lane and the track): a place off the lines first, else one on them. */
+  function placeLabels(layer, items, taken, lines = []) {
     for (const item of items) {
       const text = el("text", { class: `label ${item.cls}`, "data-for": item.key }, layer);
       text.textContent = item.text;
       const w = text.getComputedTextLength() || item.text.length * 6.2;
-      const spot = candidates(item.x, item.y, w, item.r).find((b) => inView(b) && !taken.some((t) => overlaps(b, t)));
+      const free = candidates(item.x, item.y, w, item.r).filter((b) => inView(b) && !taken.some((t) => overlaps(b, t)));
+      const spot = free.find((b) => !lines.some((t) => overlaps(b, t))) || free[0];
       if (!spot) { text.remove(); continue; }
       text.setAttribute("x", spot.x0.toFixed(1));
       text.setAttribute("y", (spot.y1 - 3).toFixed(1));
@@ -179,15 +182,28 @@ const trackMap = (() => {
     world.setAttribute("transform", `matrix(${view.s} 0 0 ${view.s} ${view.tx} ${view.ty})`);
     layer.replaceChildren();
     const at = ([x, y]) => [x * view.s + view.tx, y * view.s + view.ty];
-    const pts = (line) => {
+    const screen = (line) => {
       const out = [];
       let last = null;
       for (const q of line) {
         const p = at(q);
         if (!last || Math.abs(p[0] - last[0]) + Math.abs(p[1] - last[1]) >= 0.75) { out.push(p); last = p; }
       }
-      return out.map((p) => `${p[0].toFixed(1)},${p[1].toFixed(1)}`).join(" ");
+      return out;
     };
+    const pts = (line) => screen(line).map((p) => `${p[0].toFixed(1)},${p[1].toFixed(1)}`).join(" ");
+    const lines = [];  // a 4 px box every 6 px (or 2000 a segment) along the lane and track, in view
+    for (const line of [...g.lane, ...g.track]) {
+      const sp = screen(line);
+      for (let i = 1; i < sp.length; i++) {
+        const [ax, ay] = sp[i - 1], [bx, by] = sp[i];
+        const n = Math.max(1, Math.min(2000, Math.ceil(Math.hypot(bx - ax, by - ay) / 6)));
+        for (let k = 0; k <= n; k++) {
+          const x = ax + ((bx - ax) * k) / n, y = ay + ((by - ay) * k) / n;
+          if (x > -4 && x < W + 4 && y > -4 && y < H + 4) lines.push({ x0: x - 2, y0: y - 2, x1: x + 2, y1: y + 2 });
+        }
+      }
+    }
     const kmPx = (km, lat) => (km / (KM_PER_DEG * Math.cos((lat * Math.PI) / 180))) * view.s;
     if (g.corridor.length) {
       const d = g.corridor.map((poly) => poly.map((r) => `M${pts(r).replaceAll(" ", "L")}Z`).join("")).join("");
@@ -216,8 +232,8 @@ const trackMap = (() => {
       taken.push({ x0: cx - 7, y0: cy - 7, x1: cx + 7, y1: cy + 7 });
       items.unshift({ key: "position", text: `now ${opts.fmtTemp(p.temp_c)}`, x: cx, y: cy, r: 6, cls: "position-label" });
     }
-    placeLabels(layer, items, taken);
-    placeLabels(layer, countryLabels(countries, view), taken);
+    placeLabels(layer, items, taken, lines);
+    placeLabels(layer, countryLabels(countries, view), taken, lines);
     m.svg.dataset.zoom = view.s.toFixed(3);
   }
 
