@@ -53,12 +53,14 @@ def whereabouts(
         return _result("unknown", hold or "in transit")
     lat, lon = position
     kx = KM_PER_DEG * math.cos(math.radians(lat))
-    # Every stop in km east and north of the position.
-    xy = [(((s.lon - lon + 180) % 360 - 180) * kx, (s.lat - lat) * KM_PER_DEG) for s in stops]
-    near = min(((math.hypot(x, y) / s.radius_km, s) for (x, y), s in zip(xy, stops, strict=True)
-                if s.radius_km > 0), default=None, key=lambda pair: pair[0])
-    if near is not None and near[0] <= 1:
-        stop = near[1]
+    xy = []  # every stop in km east and north of the position
+    depth, stop = 1.0, None  # the stop it is deepest inside, relative to the radius
+    for s in stops:
+        x, y = ((s.lon - lon + 180) % 360 - 180) * kx, (s.lat - lat) * KM_PER_DEG
+        xy.append((x, y))
+        if s.radius_km > 0 and (d := math.hypot(x, y) / s.radius_km) <= depth:
+            depth, stop = d, s
+    if stop is not None:
         label = f"{hold} at {stop.name}" if hold else f"at {stop.name}"
         return _result("stop", label, waypoint=stop.name)
     if len(stops) == 1:
