@@ -1,6 +1,6 @@
 /* Fleet rows people can read: site names and the current stop or leg instead of coordinates, the
-   stability budget as used / total, times in the viewer's time zone (UTC on hover). Loaded
-   before app.js, which calls these helpers. */
+   stability budget as used / total, times in the viewer's time zone (UTC on hover), the arrival
+   forecast. Loaded before app.js, which calls these helpers. */
 "use strict";
 
 const LOCAL_TIME = new Intl.DateTimeFormat(undefined, {
@@ -33,6 +33,17 @@ function budgetText(usedS, totalS) {
   return `${fmtNum(usedS / 60, 0)} / ${fmtNum(totalS / 60, 0)} min`;
 }
 
+function probabilityClass(p) {
+  if (p === null || p === undefined) return "";
+  return p < 0.5 ? "neg" : p < 0.9 ? "warn-text" : "ok-text";
+}
+
+function forecastBasisText(b) {
+  if (!b) return "no forecast yet";
+  return b.method === "lane_history" ? `from ${b.delivered_n} delivered shipments of the lane`
+    : `from the lane's validated transit times (${b.delivered_n} delivered so far)`;
+}
+
 function fleetCells(s) {
   const last = s.last_reading;
   const where = s.whereabouts;
@@ -40,6 +51,7 @@ function fleetCells(s) {
     ? `<span class="route">${esc(s.origin_site_name)} → ${esc(s.destination_site_name)}</span>`
     : "–";
   const budgetCls = s.stability_budget_used_s > 0 ? "warn-text" : "";
+  const p = s.on_time_probability;
   return `
     <td><strong>${esc(s.reference)}</strong></td>
     <td><span class="badge">${esc(s.status.replace("_", " "))}</span></td>
@@ -47,7 +59,8 @@ function fleetCells(s) {
     <td>${last ? `${fmtNum(last.temp_c, 1, " °C")}<br><span class="muted">${timeHtml(last.ts)}</span>` : "–"}</td>
     <td class="${s.margin_h !== null && s.margin_h < 0 ? "neg" : ""}">${fmtNum(s.margin_h, 1, " h")}</td>
     <td>${timeHtml(s.hold_deadline)}</td>
-    <td class="arrival">${timeHtml(s.expected_arrival)}</td>
+    <td class="arrival">${timeHtml(s.arrival_p50 || s.expected_arrival)}${s.arrival_p90 ? `<br><span class="muted">p90 ${timeHtml(s.arrival_p90)}</span>` : ""}</td>
+    <td class="on-time ${probabilityClass(p)}" title="${esc(forecastBasisText(s.forecast_basis))}">${p === null || p === undefined ? "–" : fmtNum(100 * p, 0, " %")}</td>
     <td class="budget ${budgetCls}">${budgetText(s.stability_budget_used_s, s.stability_budget_s)}</td>
     <td>${s.open_alerts}${s.open_critical_alerts ? ` <span class="sev-critical">(${s.open_critical_alerts} critical)</span>` : ""}</td>`;
 }

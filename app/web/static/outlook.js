@@ -1,10 +1,78 @@
-/* The shipment's outlook: its lane's performance as SVG plots (transit-time distribution, dwell
-   per waypoint). Loaded before app.js, whose helpers (api, svg, fmtNum) it uses; app.js calls
-   shipmentOutlook(s) when it shows a shipment. */
+/* The shipment's outlook: its arrival forecast, a what-if for a customs hold or a delay
+   (POST /shipments/{id}/what-if, nothing stored), and its lane's performance as SVG plots
+   (transit-time distribution, dwell per waypoint). Loaded before app.js, whose helpers (api,
+   svg, fmtNum) it uses; app.js calls shipmentOutlook(s) when it shows a shipment. */
 "use strict";
 
 function pct(p) {
   return p === null || p === undefined ? "–" : `${Math.round(100 * p)} %`;
+}
+
+function drawForecast(s) {
+  const box = $("#s-forecast");
+  const p = s.on_time_probability;
+  box.innerHTML = `
+    <h2>Will it make it?</h2>
+    <div class="forecast-grid">
+      <div>
+        <p class="muted where-now">${esc(s.origin_site_name || "")} → ${esc(s.destination_site_name || "")}${s.whereabouts ? ` · now: ${esc(s.whereabouts.label)}` : ""}</p>
+        <div class="on-time-big ${probabilityClass(p)}" data-probability="${p ?? ""}">${pct(p)}</div>
+        <div class="muted">probability of arriving before the hold deadline</div>
+        <table class="kv forecast">
+          <tr><th>Arrival, median (p50)</th><td class="p50">${timeHtml(s.arrival_p50)}</td></tr>
+          <tr><th>Arrival, 90 % by (p90)</th><td class="p90">${timeHtml(s.arrival_p90)}</td></tr>
+          <tr><th>Hold deadline</th><td>${timeHtml(s.hold_deadline)}</td></tr>
+        </table>
+        <p class="muted basis">${esc(forecastBasisText(s.forecast_basis))}</p>
+      </div>
+      <div>
+        <form id="what-if" class="what-if">
+          <h3>What if…</h3>
+          <label>customs holds it <input name="customs_hold_h" type="number" min="0" max="720" step="any" placeholder="0"> h</label>
+          <label>it is delayed <input name="delay_h" type="number" min="0" max="720" step="any" placeholder="0"> h</label>
+          <button type="submit" class="primary small">Show</button>
+          <p class="error" role="alert"></p>
+        </form>
+        <div id="what-if-result"></div>
+      </div>
+    </div>`;
+  const form = $("#what-if", box);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const name of ["customs_hold_h", "delay_h"]) {
+      const v = form[name].value.trim();
+      if (v !== "") body[name] = Number(v);
+    }
+    form.querySelector(".error").textContent = "";
+    if (!Object.keys(body).length) {
+      form.querySelector(".error").textContent = "Give a customs hold or a delay in hours.";
+      return;
+    }
+    try {
+      showWhatIf(s, await api(`/shipments/${s.id}/what-if`, { method: "POST", body }));
+    } catch (err) {
+      form.querySelector(".error").textContent = err.message;
+    }
+  });
+}
+
+function showWhatIf(s, r) {
+  const what = [r.customs_hold_h ? `a ${r.customs_hold_h} h customs hold` : "",
+    r.delay_h ? `a ${r.delay_h} h delay` : ""].filter(Boolean).join(" and ");
+  const line = (label, now, then) => `<tr><th>${esc(label)}</th><td>${now}</td><td>${then}</td></tr>`;
+  const margin = (h) => (h === null || h === undefined ? "–" : `<span class="${h < 0 ? "neg" : ""}">${fmtNum(h, 1, " h")}</span>`);
+  $("#what-if-result").innerHTML = `
+    <table class="grid what-if-table" data-on-time="${r.on_time_probability}">
+      <thead><tr><th></th><th>now</th><th>with ${esc(what)}</th></tr></thead>
+      <tbody>
+        ${line("On time", pct(s.on_time_probability), `<span class="${probabilityClass(r.on_time_probability)}">${pct(r.on_time_probability)}</span>`)}
+        ${line("Arrival p50", timeHtml(s.arrival_p50), timeHtml(r.arrival_p50))}
+        ${line("Arrival p90", timeHtml(s.arrival_p90), timeHtml(r.arrival_p90))}
+        ${line("Margin (deadline − p50)", margin(s.margin_h), margin(r.margin_h))}
+      </tbody>
+    </table>
+    <p class="muted">Nothing was stored. Hold deadline ${timeHtml(r.hold_deadline)}.</p>`;
 }
 
 /* One horizontal distribution per row: p10–p90 box, p50 tick, whiskers to p95 and max; optional
@@ -82,5 +150,6 @@ async function drawLanePerformance(s) {
 }
 
 async function shipmentOutlook(s) {
+  drawForecast(s);
   await drawLanePerformance(s);
 }
