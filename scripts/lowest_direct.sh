@@ -15,6 +15,7 @@ export UV_PYTHON_DOWNLOADS=never
 # current versions); kept short: about a minute of tests (three under load from other jobs).
 smoke=(
   tests/unit/test_install.py               # typer/click (the console script), pydantic-settings
+  tests/unit/test_passwords.py             # argon2-cffi, zxcvbn
   tests/unit/test_dashboard_pure.py        # pandas, numpy
   tests/unit/test_signing.py               # standardwebhooks (the reference signature)
   tests/api/test_openapi.py                # fastapi, pydantic

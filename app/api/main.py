@@ -27,6 +27,7 @@ from app.api.routes import (
     shipments,
     stream,
     track,
+    users,
     webhooks,
 )
 from app.core.db import make_engine, make_sessionmaker
@@ -86,7 +87,7 @@ def create_app(
 
     app.include_router(health.router)
     for module in (reference, shipments, api_keys, audit, webhooks, readings, track, stream,
-                   reports, alerts, ingest):
+                   reports, alerts, ingest, users):
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     hardening.install(app, settings)
     web.install(app)

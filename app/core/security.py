@@ -16,13 +16,16 @@ ALL_SITES_ROLES = frozenset({"admin", "coordinator", "qp", "system"})
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is acting: an API key (or the bootstrap admin key) with its role and site scope."""
+    """Who is acting: an API key (or the bootstrap admin key), or a person signed in with a
+    session (`user_id`, `session_id`), with its role and site scope."""
 
     actor: str
     role: str
     site_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
     expires_at: datetime | None = None
+    user_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
 
     @property
     def is_site(self) -> bool:

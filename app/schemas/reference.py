@@ -165,6 +165,14 @@ class LoggerOut(Out):
     created_at: datetime
 
 
+def check_site_scope(role: str, site_id: uuid.UUID | None, what: str) -> None:
+    """A site key or user belongs to exactly one site; every other role to none (422 otherwise)."""
+    if role == "site" and site_id is None:
+        raise InvalidField("site_id", f"a site {what} needs site_id")
+    if role != "site" and site_id is not None:
+        raise InvalidField("site_id", f"only site {what}s belong to a site")
+
+
 class ApiKeyIn(StrictBody):
     role: Role
     site_id: uuid.UUID | None = None
@@ -173,11 +181,7 @@ class ApiKeyIn(StrictBody):
 
     @model_validator(mode="after")
     def _site_scope(self) -> ApiKeyIn:
-
-        if self.role == "site" and self.site_id is None:
-            raise InvalidField("site_id", "a site key needs site_id")
-        if self.role != "site" and self.site_id is not None:
-            raise InvalidField("site_id", "only site keys are scoped to a site")
+        check_site_scope(self.role, self.site_id, "key")
         return self
 
 

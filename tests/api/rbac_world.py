@@ -134,6 +134,9 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
               "site": await make_key(admin, "site", site_a)}
     victim = (await admin.post("/api/v1/api-keys", json={"role": "qp", "name": "victim"})).json()
     w.own["key_id"] = w.other["key_id"] = victim["id"]
+    person = await f.post(admin, "/users", {"email": "person@example.org", "name": "A Person",
+                                            "role": "coordinator", "password": "river-otter-lamp-42"})
+    w.own["user_id"] = w.other["user_id"] = person["id"]
     o = w.other
     w.markers = [o["shipment_id"], "SHP-OTHER-7731", o["logger_id"], o["alert_id"],
                  o["webhook_id"], o["delivery_id"], "other.example", "Basel other-site", "7.7177",

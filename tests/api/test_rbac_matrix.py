@@ -162,6 +162,13 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/api-keys/{key_id}": Access(ADMIN),
     "DELETE /api/v1/api-keys/{key_id}": Access(ADMIN),
     "GET /api/v1/audit": Access(STAFF),
+    # People: accounts are the admin's alone.
+    "POST /api/v1/users": Access(ADMIN, body=lambda w, n: {
+        "email": f"person{n}@example.org", "name": f"Person {n}", "role": "coordinator",
+        "password": "river-otter-lamp-42"}),
+    "GET /api/v1/users": Access(ADMIN),
+    "GET /api/v1/users/{user_id}": Access(ADMIN),
+    "PATCH /api/v1/users/{user_id}": Access(ADMIN, body=lambda w, n: {"name": f"Renamed {n}"}),
     "GET /api/v1/audit/verify": Access(roles("qp")),
 }
 
