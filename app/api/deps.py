@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,10 +20,18 @@ from app.core.models import ApiKey, utcnow
 from app.core.scope import involving_site, site_scoped
 from app.core.security import Principal, RateLimiter, hash_key, key_prefix, keys_equal
 from app.core.settings import Settings
+from app.services import auth
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+SESSION_COOKIE = "coldchain_session"
+# Sent by the page on requests it makes by itself (refreshes after a live event): they do not
+# count as the person's activity, so an unattended page still times out.
+BACKGROUND_HEADER = "x-coldchain-background"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
+                               description="A person's session: POST /api/v1/auth/login sets it")
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -51,28 +59,66 @@ async def get_principal(
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _cookie: Annotated[str | None, Depends(_session_cookie)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-    key = credentials.credentials
+    """An API key (`Authorization: Bearer`) if one is sent, else a person's session cookie."""
+    key = credentials.credentials if credentials is not None else None
+    token = request.cookies.get(SESSION_COOKIE)
+    if not key and not token:  # nothing presented: not counted as a failed authentication
+        raise Unauthorized("an API key or a session is required: Authorization: Bearer <key>, "
+                           "or sign in at POST /api/v1/auth/login")
     try:
-        if settings.admin_api_key and keys_equal(key, settings.admin_api_key):
-            principal = Principal(actor="admin-bootstrap", role="admin")
+        if key:
+            principal = await _principal_from_bearer(session, settings, key)
         else:
-            principal = await _principal_from_key(session, key)
+            background = request.headers.get(BACKGROUND_HEADER, "").lower() == "true"
+            principal = await auth.resolve(session, token or "", now_of(request),
+                                           session_policy(settings), active=not background)
     except Unauthorized:
-        _count_failure(request)
+        count_failure(request)
         raise
+    if principal.session_id is not None:
+        require_same_origin(request)
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        wait = limiter.acquire(str(principal.key_id or principal.actor), request.app.state.monotonic())
+        bucket = principal.key_id or principal.session_id or principal.actor
+        wait = limiter.acquire(str(bucket), request.app.state.monotonic())
         if wait > 0:
             raise RateLimited(wait)
     request.state.principal = principal
     return principal
 
 
-def _count_failure(request: Request) -> None:
+async def _principal_from_bearer(session: AsyncSession, settings: Settings, key: str) -> Principal:
+    if settings.admin_api_key and keys_equal(key, settings.admin_api_key):
+        return Principal(actor="admin-bootstrap", role="admin")
+    return await _principal_from_key(session, key)
+
+
+def now_of(request: Request) -> datetime:
+    """The app's wall clock (tests move it: session expiry and lockout without sleeping)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def session_policy(settings: Settings) -> auth.SessionPolicy:
+    return auth.SessionPolicy(idle=timedelta(seconds=settings.session_idle_s),
+                              absolute=timedelta(seconds=settings.session_max_s))
+
+
+def require_same_origin(request: Request) -> None:
+    """CSRF: a request authenticated by the session cookie that changes anything must come from
+    this server's own page (`Origin` equal to the request's own scheme, host and port)."""
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is None or origin.rstrip("/") != own:
+        raise Forbidden("a request signed in by the session cookie needs the Origin of this "
+                        f"server ({own}); got {origin or 'none'}")
+
+
+def count_failure(request: Request) -> None:
     """Count a failed authentication against the client's address; 429 once it is over budget.
 
     Only failures are counted and only failures are refused: a valid key presented from the same
@@ -105,9 +151,18 @@ async def _principal_from_key(session: AsyncSession, key: str) -> Principal:
                      expires_at=row.expires_at)
 
 
-async def why_no_longer_valid(session: AsyncSession, principal: Principal) -> str | None:
-    """Why a principal admitted earlier may no longer act (its key revoked, expired or gone),
-    or None while it still may; long-lived requests (the event stream) ask again."""
+async def why_no_longer_valid(
+    session: AsyncSession, principal: Principal, *, now: datetime | None = None,
+    policy: auth.SessionPolicy | None = None,
+) -> str | None:
+    """Why a principal admitted earlier may no longer act (its key revoked, expired or gone; its
+    session ended, expired or idle, its account disabled), or None while it still may;
+    long-lived requests (the event stream) ask again."""
+    now = now or utcnow()
+    if principal.session_id is not None:
+        if policy is None:
+            raise ValueError("a session's validity depends on the session policy")
+        return await auth.why_ended(session, principal.session_id, now, policy)
     if principal.key_id is None:
         return None  # the bootstrap admin key: valid for the life of the process
     row = await session.get(ApiKey, principal.key_id, populate_existing=True)
@@ -115,7 +170,7 @@ async def why_no_longer_valid(session: AsyncSession, principal: Principal) -> st
         return "the API key no longer exists"
     if row.revoked_at is not None:
         return "the API key was revoked"
-    if row.expires_at is not None and row.expires_at <= utcnow():
+    if row.expires_at is not None and row.expires_at <= now:
         return "the API key expired"
     return None
 

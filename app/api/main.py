@@ -19,6 +19,7 @@ from app.api.routes import (
     alerts,
     api_keys,
     audit,
+    auth,
     health,
     ingest,
     readings,
@@ -31,6 +32,7 @@ from app.api.routes import (
     webhooks,
 )
 from app.core.db import make_engine, make_sessionmaker
+from app.core.models import utcnow
 from app.core.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -70,6 +72,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.uses_broker = uses_broker
+    app.state.clock = utcnow  # sessions' and lockouts' wall clock (tests move it)
     if engine is not None:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
@@ -87,7 +90,7 @@ def create_app(
 
     app.include_router(health.router)
     for module in (reference, shipments, api_keys, audit, webhooks, readings, track, stream,
-                   reports, alerts, ingest, users):
+                   reports, alerts, ingest, users, auth):
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     hardening.install(app, settings)
     web.install(app)

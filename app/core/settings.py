@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # The event stream re-checks its key this often (at most 30 s) and closes once it is revoked
     # or expired; an expiry time also closes it on the dot.
     stream_recheck_s: float = Field(default=30.0, gt=0, le=30)
+    # People's sessions: ended after this long without activity, and 12 h after sign-in whatever
+    # happens; the cookie is `Secure` (HTTPS only) when secure_cookies is true.
+    session_idle_s: int = Field(default=1800, ge=60, le=12 * 3600)
+    session_max_s: int = Field(default=12 * 3600, ge=60, le=12 * 3600)
+    secure_cookies: bool = False
     # Audit checkpoints: the chain's head, verified, to the log and (signed) to this URL.
     audit_checkpoint_url: str | None = None
     audit_checkpoint_secret: str | None = None  # whsec_… (Standard Webhooks, as alert webhooks)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from app.schemas.common import Name, Out, StrictBody
 from app.schemas.reference import Role, check_site_scope
@@ -62,3 +62,22 @@ class UserOut(Out):
     password_changed_at: datetime
     created_at: datetime
     updated_at: datetime
+
+
+class LoginIn(StrictBody):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    """Who is acting: a person signed in (`session`, with the user) or an API key."""
+
+    kind: Literal["session", "api_key"]
+    actor: str = Field(description="As the audit trail names it: user:<email> or key:<prefix>")
+    role: str
+    site_id: uuid.UUID | None
+    user: UserOut | None = None
+    session_expires_at: datetime | None = Field(
+        default=None, description="The session's absolute end (12 h after sign-in)")
+    idle_timeout_s: int | None = Field(
+        default=None, description="The session ends after this long without activity")

@@ -31,6 +31,9 @@ class World:
     own: dict[str, str] = field(default_factory=dict)
     other: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    # A person of each role: their email, and a session cookie ("coldchain_session=…").
+    emails: dict[str, str] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)
     markers: list[str] = field(default_factory=list)
     hub_site: str = ""
     counter: int = 0
@@ -92,6 +95,21 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
     delivery = await f.post(admin, f"/shipments/{delivered['id']}/events", {
         "type": "delivered", "at": (f.T0 + timedelta(hours=20)).isoformat()})
     w.own["delivered_shipment_id"] = delivered["id"]
+    await f.logger(admin, "LOG-DELIVERED-2")
+    second = await f.post(admin, "/shipments", {  # delivered too: released by the run by session
+        "reference": "SHP-OWN-DELIVERED-2", "lane_id": w.own["lane_id"],
+        "product_id": w.own["product_id"], "packaging_id": w.own["packaging_id"],
+        "logger_ids": ["LOG-DELIVERED-2"], "packed_at": f.T0.isoformat(),
+        "departed_at": (f.T0 + timedelta(hours=1)).isoformat()})
+    await f.post(admin, f"/shipments/{second['id']}/events", {
+        "type": "delivered", "at": (f.T0 + timedelta(hours=20)).isoformat()})
+    w.own["delivered2_shipment_id"] = second["id"]
+    await f.logger(admin, "LOG-FRESH")
+    fresh = await f.post(admin, "/shipments", {  # packed, not departed: for a second run
+        "reference": "SHP-OWN-FRESH", "lane_id": w.own["lane_id"],
+        "product_id": w.own["product_id"], "packaging_id": w.own["packaging_id"],
+        "logger_ids": ["LOG-FRESH"], "packed_at": f.T0.isoformat()})
+    w.own["fresh_shipment_id"] = fresh["id"]
     w.own["event_id"] = delivery["id"]
     departure = await f.post(admin, f"/shipments/{shipments['other']}/events", {
         "type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})
@@ -118,15 +136,22 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
                 next_attempt_at=now)
             session.add(delivery)
             await session.flush()
+            if side == "own":  # acknowledged and resolved by the run by session
+                second = Alert(shipment_id=shipment_id, kind="temperature_low", severity="warning",
+                               state="open", opened_at=now, condition_since=f.T0)
+                session.add(second)
+                await session.flush()
+                w.own["alert2_id"] = str(second.id)
             getattr(w, side).update(alert_id=str(alert.id), webhook_id=str(subscription.id),
                                     subscription_id=str(subscription.id),
                                     delivery_id=str(delivery.id))
         for role in ("admin", "coordinator", "site"):  # one to delete per role that may
-            victim_sub = WebhookSubscription(url=f"https://victim-{role}.example/hook",
-                                             site_id=site_a, secret="whsec_" + "B" * 32)
-            session.add(victim_sub)
-            await session.flush()
-            w.own[f"webhook_id@{role}"] = str(victim_sub.id)
+            for suffix in (f"@{role}", f"@{role}@session"):  # by key, by session
+                victim_sub = WebhookSubscription(url=f"https://victim-{role}.example/hook",
+                                                 site_id=site_a, secret="whsec_" + "B" * 32)
+                session.add(victim_sub)
+                await session.flush()
+                w.own[f"webhook_id{suffix}"] = str(victim_sub.id)
         await session.commit()
     w.keys = {"admin": ADMIN_KEY,
               "coordinator": await make_key(admin, "coordinator"),

@@ -28,12 +28,13 @@ from tests.waits import until
 class Listener:
     """Reads one SSE stream in the background into a queue of (event, data)."""
 
-    def __init__(self, http: httpx.AsyncClient, key: str, **params: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, key: str | None, **params: str) -> None:
+        """`key` None: the client's own credentials (a person's session cookie)."""
         self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self.task = asyncio.create_task(self._run(http, key, params))
 
-    async def _run(self, http: httpx.AsyncClient, key: str, params: dict[str, str]) -> None:
-        async with http.stream("GET", "/api/v1/stream", headers=bearer(key),
+    async def _run(self, http: httpx.AsyncClient, key: str | None, params: dict[str, str]) -> None:
+        async with http.stream("GET", "/api/v1/stream", headers=bearer(key) if key else {},
                                params=params) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -169,9 +170,9 @@ async def test_a_revoked_or_expired_key_loses_the_stream(
     checks: list[uuid.UUID | None] = []
     ask = stream_route.why_no_longer_valid
 
-    async def counted(session: AsyncSession, principal: Principal) -> str | None:
+    async def counted(session: AsyncSession, principal: Principal, **kw: Any) -> str | None:
         checks.append(principal.key_id)
-        return await ask(session, principal)
+        return await ask(session, principal, **kw)
 
     monkeypatch.setattr(stream_route, "why_no_longer_valid", counted)
 

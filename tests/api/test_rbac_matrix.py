@@ -34,6 +34,7 @@ from app.core.settings import Settings
 from tests import factories as f
 from tests.api.asgi_call import Answer, call
 from tests.api.keys import bearer
+from tests.api.people import ORIGIN, PASSWORD, make_user
 from tests.api.rbac_world import World, build_world
 from tests.conftest import ADMIN_KEY, truncate_all
 
@@ -53,6 +54,10 @@ class Access:
     per_role: tuple[str, ...] = ()
     # An endless event stream: read past the live events World.stream_trigger causes.
     stream: bool = False
+    # The call ends the caller's session: by session, each call signs in afresh.
+    ends_session: bool = False
+    # As `values`, for the run by session (a state change the run by key already made).
+    session_values: dict[str, str] = field(default_factory=dict)
 
     @property
     def public(self) -> bool:
@@ -112,7 +117,8 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/shipments": Access(ALL),
     "GET /api/v1/shipments/{shipment_id}": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/events": Access(roles("coordinator", "site"), body=(
-        lambda w, n: {"type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})),
+        lambda w, n: {"type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()}),
+        session_values={"shipment_id": "fresh_shipment_id"}),
     "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/what-if": Access(
         ALL, body=lambda w, n: {"customs_hold_h": 48, "delay_h": n % 5}),
@@ -126,15 +132,18 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/shipments/{shipment_id}/report": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/release": Access(
         decided_by("qp"), body=lambda w, n: {"decision": "released", "reason": "record complete"},
-        values={"shipment_id": "delivered_shipment_id"}),
+        values={"shipment_id": "delivered_shipment_id"},
+        session_values={"shipment_id": "delivered2_shipment_id"}),
     "GET /api/v1/lanes/{lane_id}/performance": Access(STAFF),
     # Alerts: everyone reads (a site its own shipments'); sites and QPs may acknowledge.
     "GET /api/v1/alerts": Access(ALL),
     "GET /api/v1/alerts/{alert_id}": Access(ALL),
     "POST /api/v1/alerts/{alert_id}/ack": Access(decided_by("coordinator", "site", "qp"), body=(
-        lambda w, n: {"comment": f"seen, box checked ({n})"})),
+        lambda w, n: {"comment": f"seen, box checked ({n})"}),
+        session_values={"alert_id": "alert2_id"}),
     "POST /api/v1/alerts/{alert_id}/resolve": Access(decided_by("coordinator", "qp"), body=(
-        lambda w, n: {"comment": f"sensor lost, product checked ({n})"})),
+        lambda w, n: {"comment": f"sensor lost, product checked ({n})"}),
+        session_values={"alert_id": "alert2_id"}),
     "GET /api/v1/shipments/{shipment_id}/excursions": Access(ALL),
     "GET /api/v1/ingest/rejections": Access(roles("coordinator")),
     # Webhooks: coordinators manage all subscriptions, a site key its own site's.
@@ -169,6 +178,10 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/users": Access(ADMIN),
     "GET /api/v1/users/{user_id}": Access(ADMIN),
     "PATCH /api/v1/users/{user_id}": Access(ADMIN, body=lambda w, n: {"name": f"Renamed {n}"}),
+    "POST /api/v1/auth/login": Access(PUBLIC, body=lambda w, n: {
+        "email": "person@example.org", "password": PASSWORD}),
+    "POST /api/v1/auth/logout": Access(ALL, ends_session=True),
+    "GET /api/v1/auth/me": Access(ALL),
     "GET /api/v1/audit/verify": Access(roles("qp")),
 }
 
@@ -221,8 +234,21 @@ async def world_app(
         async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                      headers=bearer(ADMIN_KEY)) as admin:
             world = await build_world(admin, engine)
+            for role in ROLES:  # a person of every role, the site's at site A
+                user = await make_user(admin, role, world.own["site_id"] if role == "site" else None)
+                world.emails[role] = user["email"]
+        for role in ROLES:
+            world.sessions[role] = await _session(app, world.emails[role])
         yield app, world
     await truncate_all(superuser_engine)
+
+
+async def _session(app: Any, email: str) -> str:
+    """A fresh session cookie of the person, signed in through the API."""
+    answer = await call(app, "POST", "/api/v1/auth/login",
+                        json_body={"email": email, "password": PASSWORD})
+    assert answer.status == 200, answer.text
+    return answer.headers["set-cookie"].split(";")[0]
 
 
 def _fill(path: str, values: dict[str, str]) -> str:
@@ -258,25 +284,35 @@ def _without(text: str, *ids: str) -> str:
     return text
 
 
+@pytest.mark.parametrize("credential", ["key", "session"])
 @pytest.mark.parametrize(("key", "method", "path"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
 async def test_role_matrix(
-    world_app: tuple[Any, World], key: str, method: str, path: str
+    world_app: tuple[Any, World], key: str, method: str, path: str, credential: str,
 ) -> None:
+    """Each role by API key, and by a person's session cookie (from the page's own origin)."""
     app, world = world_app
     access = EXPECT.get(key)
     if access is None:
         pytest.fail(f"no access rule declared for {key}: add it to EXPECT in {__file__}")
-    if method == "MOUNT":
+    if method == "MOUNT" or (credential == "session" and access.public):
         return
-    own = {**world.own, **{param: world.own[alias] for param, alias in access.values.items()}}
+    values = {**access.values, **(access.session_values if credential == "session" else {})}
+    own = {**world.own, **{param: world.own[alias] for param, alias in values.items()}}
     own_path = _fill(path, own)
 
     def own_path_for(role: str) -> str:
-        mine = {p: world.own[f"{p}@{role}"] for p in access.per_role if f"{p}@{role}" in world.own}
+        suffix = f"@{role}" + ("@session" if credential == "session" else "")
+        mine = {p: world.own[f"{p}{suffix}"] for p in access.per_role if f"{p}{suffix}" in world.own}
         return _fill(path, {**own, **mine})
 
     async def request(role: str | None, target: str, **kw: Any) -> Answer:
-        headers = bearer(world.keys[role]) if role else {}
+        headers: dict[str, str] = {}
+        if role and credential == "key":
+            headers = bearer(world.keys[role])
+        elif role:
+            cookie = await _session(app, world.emails[role]) if access.ends_session else (
+                world.sessions[role])
+            headers = {"Cookie": cookie, "Origin": ORIGIN}
         body = access.body(world, world.next()) if access.body else None
         if access.stream and role is not None:
             # Past the first chunk: live events of both sites, the own site's last.

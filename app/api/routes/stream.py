@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import CurrentPrincipal, why_no_longer_valid
+from app.api.deps import CurrentPrincipal, now_of, session_policy, why_no_longer_valid
 from app.core.models import utcnow
 from app.core.security import Principal
 from app.core.settings import Settings
@@ -78,7 +78,7 @@ async def _events(
         while True:
             now = time.monotonic()
             if now >= expires or now >= next_check:
-                reason = "the API key expired" if now >= expires else await _ask(recheck)
+                reason = _expired(principal) if now >= expires else await _ask(recheck)
                 if reason is not None:
                     yield sse("unauthorized", {"reason": reason})
                     return
@@ -96,6 +96,10 @@ async def _events(
             elif visible(message, principal, shipment_id):
                 payload = {k: v for k, v in message.items() if k != "sites"}
                 yield sse(str(message.get("type", "message")), payload, event_id)
+
+
+def _expired(principal: Principal) -> str:
+    return "the session expired" if principal.session_id is not None else "the API key expired"
 
 
 async def _ask(recheck: Recheck) -> str | None:
@@ -127,7 +131,8 @@ async def stream(
 
     async def recheck() -> str | None:
         async with sessions() as session:
-            return await why_no_longer_valid(session, principal)
+            return await why_no_longer_valid(session, principal, now=now_of(request),
+                                             policy=session_policy(request.app.state.settings))
 
     settings: Settings = request.app.state.settings
     return EventSourceResponse(
