@@ -70,7 +70,8 @@ async def list_audit(
 async def verify_audit(
     session: SessionDep,
     _: Verifier,
-    head_id: Annotated[int | None, Query(ge=1, description="A head kept elsewhere: its id")] = None,
+    head_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # bigint
+                                          description="A head kept elsewhere: its id")] = None,
     head_hash: Annotated[str | None, Query(
         pattern="^[0-9a-fA-F]{64}$", description="…and its hash (64 hex digits)")] = None,
 ) -> AuditVerifyOut:
