@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker
-from app.core.models import utcnow
+from app.core.models import User, utcnow
 from app.core.security import Principal
 from app.core.settings import Settings
+from app.schemas.people import UserIn, UserPatch
 from app.schemas.reference import ApiKeyIn
-from app.services import reference
+from app.services import people, reference
 from simulators import history, provision
 from simulators.plan import Message, Plan, build, messages
 from simulators.publisher import Publisher, PublishError, status_topic, telemetry_topic
@@ -76,19 +79,47 @@ def _now_s(entry: DemoShipment, sc: Scenario) -> float:
 
 
 async def role_keys(settings: Settings) -> dict[str, str]:
-    """A fresh coordinator key and QP key for this demo run: acknowledging, resolving and
-    releasing are decisions the admin key may not make."""
+    """A fresh coordinator key for this demo run, for scripts (acknowledging and resolving are
+    decisions the admin key may not make; releasing is a QP person's signature, no key's)."""
     engine = make_engine(settings.database_url or "", pool_size=1)
     keys = {}
     try:
         async with make_sessionmaker(engine)() as session:
-            for role in ("coordinator", "qp"):
+            for role in ("coordinator",):
                 _, keys[role] = await reference.create_api_key(
                     session, DEMO, ApiKeyIn(role=role, name=f"demo {role}"))
             await session.commit()
     finally:
         await engine.dispose()
     return keys
+
+
+# The people who sign in to the demo's page: (role, email, name).
+DEMO_PEOPLE = (("coordinator", "coordinator@demo.example", "Demo Coordinator"),
+               ("qp", "qp@demo.example", "Demo Qualified Person"))
+
+
+async def role_people(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Role → (email, password) of the demo's people, each with a fresh random password (a new
+    run on the same data resets it and re-enables the account): the QP signs release decisions."""
+    engine = make_engine(settings.database_url or "", pool_size=1)
+    out = {}
+    try:
+        async with make_sessionmaker(engine)() as session:
+            for role, email, name in DEMO_PEOPLE:
+                password = secrets.token_urlsafe(15)
+                user = await session.scalar(select(User).where(User.email == email))
+                if user is None:
+                    await people.create_user(session, DEMO, UserIn(
+                        email=email, name=name, role=role, password=password))
+                else:
+                    await people.update_user(session, DEMO, user.id, UserPatch(
+                        password=password, disabled=False))
+                out[role] = (email, password)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return out
 
 
 async def seed(settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None

@@ -104,12 +104,15 @@ def demo(host: Host = None, port: Port = None) -> None:
         asyncio.run(seeding.seed(live))
         asyncio.run(seeding.seed_history(live))
         keys = asyncio.run(seeding.role_keys(live))
+        people = asyncio.run(seeding.role_people(live))
+        (qp_email, qp_password), (co_email, co_password) = people["qp"], people["coordinator"]
         typer.echo(
-            f"\n  Dashboard:  http://{live.host}:{live.port}/\n"
+            f"\n  Dashboard:  http://{live.host}:{live.port}/  — sign in with an email and password:\n"
+            f"    QP:          {qp_email}  password {qp_password}  (signs release decisions)\n"
+            f"    Coordinator: {co_email}  password {co_password}  (acknowledge, resolve)\n"
             f"  API docs:   http://{live.host}:{live.port}/docs\n"
-            f"  Admin key:  {live.admin_api_key}  (set-up; never decides on the record)\n"
-            f"  Coordinator key:  {keys['coordinator']}  (acknowledge, resolve)\n"
-            f"  QP key:     {keys['qp']}  (release decisions)\n"
+            f"  Admin key:  {live.admin_api_key}  (set-up, /users; never decides on the record)\n"
+            f"  Coordinator key:  {keys['coordinator']}  (scripts; API keys cannot sign a release)\n"
             f"  Database:   {live.database_url}\n  Broker:     {live.mqtt_url}\n"
             "  Ctrl-C stops everything.\n"
         )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.rules import run_outs
+from app.core.signatures import signature_manifest
 from app.dashboard.gaps import Gap, all_gaps
 from app.reports import csv_export
 from app.reports.data import RecordReading, ReportData
@@ -147,8 +148,8 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
         "alerts": d.alerts,
         "data_gaps": {"shipment": [_gap_dict(g) for g in common],
                       "per_logger": [_gap_dict(g) for g in per_logger]},
-        "release": {k: s[k] for k in ("release_decision", "release_reason", "released_by",
-                                      "released_at")},
+        "release": {**{k: s[k] for k in ("release_decision", "release_reason", "released_by",
+                                         "released_at")}, "signature": signature_manifest(s)},
         "verdict": verdict(d, stats, common, clock),
         "readings_csv_sha256": readings_sha256 or csv_export.sha256(d.readings),
         "readings": [reading_dict(r) for r in d.readings],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -56,13 +57,14 @@ KEYVALUE = TableStyle([
 
 
 def fmt(value: Any) -> str:
+    """A value as Paragraph text: markup characters in names and notes (`<`, `&`) printed as such."""
     if value is None:
         return "-"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value).replace("\u2212", "-")
+    return escape(str(value).replace("\u2212", "-"))
 
 
 class Section(Flowable):
@@ -165,8 +167,17 @@ def _summary(r: dict[str, Any]) -> list[Flowable]:
     ]), Paragraph("Release decision", H2), _kv([
         ("Decision", rel["release_decision"] or "pending"), ("Reason", rel["release_reason"]),
         ("By / at", f"{fmt(rel['released_by'])} / {fmt(rel['released_at'])}"),
+        *_signature_rows(rel["signature"]),
     ])]
     return flow
+
+
+def _signature_rows(signature: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The electronic signature's manifest (21 CFR 11.50), printed with the decision."""
+    if signature is None:
+        return [("Signature", "none")]
+    return [("Signed by", f"{signature['signer_name']} ({signature['signer_email']})"),
+            ("Signed at", fmt(signature["signed_at"])), ("Meaning", signature["meaning"])]
 
 
 def _correction(e: dict[str, Any]) -> str:

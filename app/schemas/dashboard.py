@@ -61,9 +61,20 @@ class ReadingsAnswer(BaseModel):
     logger_gaps: list[GapOut] | None = None
 
 
+class SignatureIn(StrictBody):
+    """Both components of the signer's electronic signature, re-entered at signing (21 CFR
+    11.200(a)(1)): the password, and optionally the email, which must be the signed-in person's."""
+
+    email: str | None = Field(default=None, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class ReleaseIn(StrictBody):
     decision: Literal["released", "rejected"]
     reason: str = Field(min_length=1, max_length=4000)
+    signature: SignatureIn | None = Field(
+        default=None, description="Required: the decision is signed by a person with the qp role "
+        "re-entering their password; API keys cannot sign")
 
 
 class DistributionOut(BaseModel):

@@ -190,6 +190,15 @@ class ShipmentSummary(Forecast):
     release_decision: str | None
 
 
+class SignatureOut(Out):
+    """An electronic signature's manifest (21 CFR 11.50): printed name, email, when, meaning."""
+
+    signer_name: str
+    signer_email: str
+    signed_at: datetime
+    meaning: str
+
+
 class ShipmentDetail(ShipmentSummary):
     safety_margin_h: float
     max_gap_s: int | None
@@ -203,4 +212,6 @@ class ShipmentDetail(ShipmentSummary):
     release_reason: str | None
     released_by: str | None
     released_at: datetime | None
+    signature: SignatureOut | None = Field(
+        default=None, description="The release decision's electronic signature manifest")
     events: list[ShipmentEventOut]

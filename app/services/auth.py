@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit, passwords
-from app.core.errors import Problem, RateLimited, Unauthorized
+from app.core.errors import Forbidden, Problem, RateLimited, Unauthorized
 from app.core.models import User, UserSession
 from app.core.security import Principal
 
@@ -51,11 +51,13 @@ def _locked(user: User, now: datetime) -> RateLimited | None:
 
 
 async def check_password(
-    session: AsyncSession, user: User, password: str, now: datetime, *, purpose: str
+    session: AsyncSession, user: User, password: str, now: datetime, *, purpose: str,
+    wrong: Problem,
 ) -> Problem | None:
     """Check the password of a locked row (`SELECT … FOR UPDATE`): None when right, else the
-    problem to answer (401, or 429 while locked). Failures are counted on the account and the
-    fifth locks it for 15 minutes (audited); the caller commits before answering."""
+    problem to answer (`wrong`, or 429 while locked). Failures — of logins and of signatures
+    alike — are counted on the account; the fifth locks it for 15 minutes (audited) and ends its
+    sessions. The caller commits before answering."""
     locked = _locked(user, now)
     if locked is not None:
         await passwords.burn_verification(password)
@@ -65,14 +67,45 @@ async def check_password(
             user.failed_logins, user.locked_until = 0, None
         return None
     if user.disabled:
-        return Unauthorized(WRONG)
+        return wrong
     user.failed_logins += 1
     if user.failed_logins >= MAX_FAILED_LOGINS:
         user.failed_logins, user.locked_until = 0, now + LOCKOUT
         await audit.record(session, person(user), action="lock", entity_type="user",
                            entity_id=user.id, after={"locked_until": user.locked_until},
                            reason=f"{MAX_FAILED_LOGINS} failed {purpose} attempts in a row")
-    return Unauthorized(WRONG) if purpose == "login" else Unauthorized("the signature's password is wrong")
+        await end_sessions(session, user.id, now, "account locked")
+    return wrong
+
+
+async def end_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime, reason: str) -> int:
+    """Revoke every open session of the user; how many were open."""
+    result = await session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
+               UserSession.expires_at > now)
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def signer(
+    session: AsyncSession, principal: Principal, email: str | None, password: str, now: datetime,
+) -> User | Problem:
+    """The signed-in person signing, both signature components checked (21 CFR 11.200(a)(1)):
+    the account of the session (and the email, when given, must be its), and the password
+    re-entered now. A wrong one counts toward the lockout like a failed login."""
+    if principal.user_id is None:
+        return Forbidden("a decision on the record is an electronic signature: API keys cannot "
+                         "sign; sign in as a person with the qp role")
+    user = await session.scalar(select(User).where(User.id == principal.user_id).with_for_update())
+    if user is None:
+        return Unauthorized("the signed-in account no longer exists")
+    wrong = Forbidden("the signature is not valid: wrong email or password")
+    if email is not None and email.strip().lower() != user.email:
+        await passwords.burn_verification(password)
+        password = ""  # counted as a failed signature below, whatever the password
+    return await check_password(session, user, password, now, purpose="signature", wrong=wrong) or user
 
 
 async def user_for_update(session: AsyncSession, email: str) -> User | None:
@@ -88,7 +121,8 @@ async def login(
     if user is None:
         await passwords.burn_verification(password)  # as slow as a known email
         return Unauthorized(WRONG)
-    problem = await check_password(session, user, password, now, purpose="login")
+    problem = await check_password(session, user, password, now, purpose="login",
+                                   wrong=Unauthorized(WRONG))
     if problem is not None:
         return problem
     token = secrets.token_urlsafe(32)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit, passwords
 from app.core.errors import Conflict, Forbidden, InvalidField
-from app.core.models import Site, User, UserSession, utcnow
+from app.core.models import Site, User, utcnow
 from app.core.security import Principal
 from app.schemas.people import UserIn, UserPatch
 from app.schemas.reference import check_site_scope
+from app.services import auth
 from app.services.reference import get_or_404, require_exists, snapshot
 
 # What the audit trail records of a user: everything but the password hash.
@@ -89,16 +88,5 @@ async def update_user(
                            entity_id=user.id, before=changed_before, after=changed_after)
     if data.disabled or data.password is not None or role != before["role"] or site_id != before["site_id"]:
         reason = "user disabled" if data.disabled else "account changed"
-        await end_sessions(session, user.id, now, reason)
+        await auth.end_sessions(session, user.id, now, reason)
     return user
-
-
-async def end_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime, reason: str) -> int:
-    """Revoke every open session of the user; how many were open."""
-    result = await session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None),
-               UserSession.expires_at > now)
-        .values(revoked_at=now, revoked_reason=reason)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -26,6 +26,7 @@ from app.core.models import (
     utcnow,
 )
 from app.core.security import Principal
+from app.core.signatures import signature_manifest
 from app.dashboard.overview import FINISHED
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
 from app.services import custody, timeline
@@ -201,6 +202,7 @@ def summary_dict(row: Any, risk_probability: float) -> dict[str, Any]:
     hold_deadline = (shipment.recharged_at or shipment.packed_at) + timedelta(hours=hold_h)
     data = {c.key: getattr(shipment, c.key) for c in shipment.__mapper__.column_attrs}
     data.update(
+        signature=signature_manifest(data),
         logger_ids=sorted(logger_ids or []),
         last_reading=last,
         hold_deadline=hold_deadline,

@@ -55,3 +55,22 @@ async def sign_in(app: Any, email: str, password: str = PASSWORD) -> AsyncIterat
         response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
         assert response.status_code == 200, response.text
         yield client
+
+
+def app_of(client: httpx.AsyncClient) -> Any:
+    """The ASGI app behind an in-process client (the `client` fixture's)."""
+    return client._transport.app  # type: ignore[attr-defined]
+
+
+def signed(decision: str, reason: str, password: str = PASSWORD, **signature: str) -> dict[str, Any]:
+    """A release body signed with the password (and optionally the email) re-entered."""
+    return {"decision": decision, "reason": reason,
+            "signature": {"password": password, **signature}}
+
+
+@asynccontextmanager
+async def qp_person(client: httpx.AsyncClient, **extra: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A QP person created by the admin `client` and signed in on the same app."""
+    user = await make_user(client, "qp", **extra)
+    async with sign_in(app_of(client), user["email"]) as page:
+        yield page

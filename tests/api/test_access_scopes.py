@@ -19,6 +19,7 @@ from app.core.security import Principal
 from app.core.settings import Settings
 from tests import factories as f
 from tests.api.keys import bearer, make_key
+from tests.api.people import app_of, browser, qp_person, signed
 
 API = "/api/v1"
 
@@ -163,12 +164,17 @@ async def test_decisions_on_the_record_are_never_the_admins(
         assert (await client.post(f"{API}{path}", json=body, headers=made_admin)).status_code == 403
     alert = await db.scalar(select(Alert).where(Alert.id == uuid.UUID(alert_id)))
     assert alert is not None and alert.state == "open"
-    qp = bearer(await make_key(client, "qp"))
     coordinator = bearer(await make_key(client, "coordinator"))
     assert (await client.post(f"{API}/alerts/{alert_id}/ack", json={"comment": "seen"},
                               headers=coordinator)).status_code == 200
-    done = await client.post(f"{API}/shipments/{sid}/release", json=release, headers=qp)
-    assert done.status_code == 200 and done.json()["released_by"].startswith("key:")
+    # A release is a QP person's signature: a qp key is refused too.
+    qp_key = bearer(await make_key(client, "qp"))
+    by_key = await client.post(f"{API}/shipments/{sid}/release", json=release, headers=qp_key)
+    assert by_key.status_code == 403
+    async with qp_person(client) as qp:
+        done = await qp.post(f"{API}/shipments/{sid}/release",
+                             json=signed(release["decision"], release["reason"]))
+    assert done.status_code == 200 and done.json()["released_by"] == "user:qp-all@example.org"
 
 
 async def test_the_demo_hands_out_keys_for_the_people_who_decide(
@@ -177,11 +183,21 @@ async def test_the_demo_hands_out_keys_for_the_people_who_decide(
     from simulators import demo
 
     keys = await demo.role_keys(settings)
-    for role, created in (("coordinator", 201), ("qp", 403)):
-        answer = await client.post(f"{API}/sites", json={"name": "Demo depot", "country": "NL"},
-                                   headers=bearer(keys[role]))
-        assert answer.status_code == created, role
+    answer = await client.post(f"{API}/sites", json={"name": "Demo depot", "country": "NL"},
+                               headers=bearer(keys["coordinator"]))
+    assert answer.status_code == 201
     listed = (await client.get(f"{API}/api-keys")).json()["items"]
-    assert sorted((k["role"], k["name"]) for k in listed) == [
-        ("coordinator", "demo coordinator"), ("qp", "demo qp")]
-    assert set(keys) == {"coordinator", "qp"}
+    assert [(k["role"], k["name"]) for k in listed] == [("coordinator", "demo coordinator")]
+    assert set(keys) == {"coordinator"}
+    # The people sign in with the passwords it prints; a second run resets them.
+    first = await demo.role_people(settings)
+    second = await demo.role_people(settings)
+    assert {role: email for role, (email, _) in second.items()} == {
+        "coordinator": "coordinator@demo.example", "qp": "qp@demo.example"}
+    async with browser(app_of(client)) as page:
+        for role, (email, password) in second.items():
+            login = await page.post(f"{API}/auth/login", json={"email": email, "password": password})
+            assert login.status_code == 200 and login.json()["role"] == role
+        stale = await page.post(f"{API}/auth/login", json={
+            "email": "qp@demo.example", "password": first["qp"][1]})
+        assert stale.status_code == 401

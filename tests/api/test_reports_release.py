@@ -30,6 +30,7 @@ from app.reports.data import READING_COLUMNS
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key
+from tests.api.people import PASSWORD, qp_person, signed
 
 T0 = f.T0
 EPCIS_SCHEMA = Path(__file__).with_name("epcis_sensor_schema.json")
@@ -238,38 +239,81 @@ async def test_epcis_export_follows_the_standard_structure(
     assert times == sorted(times)
 
 
-async def test_release_by_qp_after_delivery_is_audited(
+async def test_release_is_signed_by_a_qp_person_and_the_manifest_shown_everywhere(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     shipment = await f.shipment_setup(client, reference="SHP-REL")
     sid = shipment["id"]
-    qp = bearer(await make_key(client, "qp"))
+    qp_key = bearer(await make_key(client, "qp"))
     coordinator = bearer(await make_key(client, "coordinator"))
     url = f"/api/v1/shipments/{sid}/release"
-    body = {"decision": "released", "reason": "record complete, within specification"}
-    early = await client.post(url, json=body, headers=qp)
-    assert early.status_code == 409 and early.json()["errors"][0]["field"] == "decision"
-    await _delivered(client, sid)
-    assert (await client.post(url, json=body, headers=coordinator)).status_code == 403
-    assert (await client.post(url, json={"decision": "released"}, headers=qp)).status_code == 422
-    assert (await client.post(url, json={"decision": "maybe", "reason": "x"},
-                              headers=qp)).status_code == 422
-    done = await client.post(url, json=body, headers=qp)
-    assert done.status_code == 200, done.text
-    detail = done.json()
-    assert detail["release_decision"] == "released" and detail["released_by"].startswith("key:")
-    assert detail["release_reason"] == body["reason"]
-    again = await client.post(url, json={"decision": "rejected", "reason": "changed mind"},
-                              headers=qp)
-    assert again.status_code == 409
+    reason = "record complete, within specification"
+    body = signed("released", reason)
+    async with qp_person(client, email="Quinn.Parker@example.org", name="Quinn <Q> Parker & Co") as qp:
+        early = await qp.post(url, json=body)
+        assert early.status_code == 409 and early.json()["errors"][0]["field"] == "decision"
+        await _delivered(client, sid)
+        assert (await client.post(url, json=body, headers=coordinator)).status_code == 403
+        by_key = await client.post(url, json=body, headers=qp_key)  # keys cannot sign
+        assert by_key.status_code == 403
+        assert "API keys cannot sign" in by_key.json()["detail"]
+        unsigned = await qp.post(url, json={"decision": "released", "reason": reason})
+        assert unsigned.status_code == 422
+        assert unsigned.json()["errors"][0]["field"] == "signature"
+        wrong = await qp.post(url, json=signed("released", reason, "not-my-password-9"))
+        assert wrong.status_code == 403
+        assert wrong.json()["detail"] == "the signature is not valid: wrong email or password"
+        other = await qp.post(url, json=signed("released", reason, email="someone@example.org"))
+        assert other.status_code == 403  # the ID component must be the signer's own
+        assert (await qp.post(url, json={"decision": "released"})).status_code == 422
+        done = await qp.post(url, json=signed("released", reason, email="QUINN.PARKER@example.org"))
+        assert done.status_code == 200, done.text
+        detail = done.json()
+        again = await qp.post(url, json=signed("rejected", "changed mind"))
+        assert again.status_code == 409
+    manifest = {"signer_name": "Quinn <Q> Parker & Co", "signer_email": "quinn.parker@example.org",
+                "signed_at": detail["released_at"], "meaning": "Released for clinical use"}
+    assert detail["signature"] == manifest
+    assert (detail["release_decision"], detail["release_reason"], detail["released_by"]) == (
+        "released", reason, "user:quinn.parker@example.org")
+    assert (await client.get(f"/api/v1/shipments/{sid}")).json()["signature"] == manifest
     trail = (await client.get("/api/v1/audit", params={"entity_type": "shipment",
                                                        "entity_id": sid})).json()["items"]
-    release = [a for a in trail if a["action"] == "release.released"]
-    assert len(release) == 1 and release[0]["reason"] == body["reason"]
+    [release] = [a for a in trail if a["action"] == "release.released"]
+    assert release["reason"] == reason and release["actor"] == "user:quinn.parker@example.org"
+    assert release["after"]["signature"] == {  # the audit trail's own ISO 8601 form
+        **manifest, "signed_at": manifest["signed_at"].replace("Z", "+00:00")}
+    assert PASSWORD not in str(trail)
     report = (await _report(client, sid, "json")).json()
     assert report["release"]["release_decision"] == "released"
+    assert report["release"]["signature"] == manifest
+    summary = pypdf.PdfReader(io.BytesIO((await _report(client, sid, "pdf")).content)).pages[0]
+    text = summary.extract_text()
+    assert "Quinn <Q> Parker & Co (quinn.parker@example.org)" in text  # markup printed as text
+    assert "Released for clinical use" in text
     epcis = (await _report(client, sid, "epcis")).json()["epcisBody"]["eventList"]
     assert epcis[-1]["disposition"] == "conformant"
+
+
+async def test_wrong_signatures_lock_the_account_and_end_its_sessions(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    shipment = await f.shipment_setup(client, reference="SHP-LOCK")
+    await _delivered(client, shipment["id"])
+    url = f"/api/v1/shipments/{shipment['id']}/release"
+    async with qp_person(client) as qp:
+        for _ in range(5):
+            wrong = await qp.post(url, json=signed("rejected", "excursion", "not-my-password-9"))
+            assert wrong.status_code == 403
+        ended = await qp.get(f"/api/v1/shipments/{shipment['id']}")
+        assert ended.status_code == 401
+        assert ended.json()["detail"] == "the session was ended (account locked): sign in again"
+        relogin = await qp.post("/api/v1/auth/login", json={"email": "qp-all@example.org",
+                                                            "password": PASSWORD})
+        assert relogin.status_code == 429 and relogin.headers["retry-after"] == "900"
+    [lock] = (await client.get("/api/v1/audit", params={"action": "lock"})).json()["items"]
+    assert lock["reason"] == "5 failed signature attempts in a row"
+    assert (await client.get(f"/api/v1/shipments/{shipment['id']}")).json()["signature"] is None
 
 
 async def test_report_cli_writes_the_same_record(

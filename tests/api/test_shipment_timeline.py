@@ -20,6 +20,7 @@ from app.core.models import AuditRecord, Reading, utcnow
 from tests import factories as f
 from tests.api import dashboard_world as w
 from tests.api.keys import bearer, make_key
+from tests.api.people import qp_person, signed
 
 T0 = f.T0
 API = "/api/v1"
@@ -244,9 +245,9 @@ async def test_no_correction_after_the_release_decision(
 ) -> None:
     await journey.event("coordinator", "delivered", h(6))
     received = (await journey.event("coordinator", "received", h(6.1))).json()
-    qp = bearer(await make_key(journey.client, "qp"))
-    released = await journey.client.post(f"{API}/shipments/{journey.id}/release", headers=qp,
-                                         json={"decision": "rejected", "reason": "excursion"})
+    async with qp_person(journey.client) as qp:
+        released = await qp.post(f"{API}/shipments/{journey.id}/release",
+                                 json=signed("rejected", "excursion"))
     assert released.status_code == 200
     closed = await journey.correct("coordinator", received["id"], at=h(6.2), reason="x")
     assert closed.status_code == 409 and "closed" in closed.json()["detail"]

@@ -127,6 +127,13 @@ class Shipment(Base):
     release_reason: Mapped[str | None] = mapped_column(Text)
     released_by: Mapped[str | None] = mapped_column(String(100))
     released_at: Mapped[datetime | None]
+    # The decision's electronic signature manifest (21 CFR 11.50): who (by name and email, as
+    # they were when signing), when, and what the signature means; linked to the account (11.70).
+    signer_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    signer_name: Mapped[str | None] = mapped_column(String(200))
+    signer_email: Mapped[str | None] = mapped_column(String(254))
+    signed_at: Mapped[datetime | None]
+    signature_meaning: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 
