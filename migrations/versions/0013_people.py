@@ -1,16 +1,17 @@
-"""People: user accounts (Argon2id hashes, lockout, e-mail preferences) and their sessions.
+"""People: user accounts (Argon2id hashes, lockout, e-mail preferences), their sessions, and the
+signature manifest of a shipment's release decision (signed by a QP person).
 
 Emails are stored lower-case (a CHECK), so the unique constraint is case-insensitive.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
@@ -60,9 +61,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_user_sessions_token_hash")),
     )
     op.create_index("ix_user_sessions_user_id", "user_sessions", ["user_id"])
+    op.add_column("shipments", sa.Column("signer_user_id", sa.Uuid(), nullable=True))
+    op.create_foreign_key("fk_shipments_signer_user_id_users", "shipments", "users",
+                          ["signer_user_id"], ["id"])
+    op.add_column("shipments", sa.Column("signer_name", sa.String(length=200), nullable=True))
+    op.add_column("shipments", sa.Column("signer_email", sa.String(length=254), nullable=True))
+    op.add_column("shipments", sa.Column("signed_at", TS, nullable=True))
+    op.add_column("shipments", sa.Column("signature_meaning", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    for column in ("signature_meaning", "signed_at", "signer_email", "signer_name"):
+        op.drop_column("shipments", column)
+    op.drop_constraint("fk_shipments_signer_user_id_users", "shipments", type_="foreignkey")
+    op.drop_column("shipments", "signer_user_id")
     op.drop_index("ix_user_sessions_user_id", table_name="user_sessions")
     op.drop_table("user_sessions")
     op.drop_table("users")
