@@ -45,6 +45,7 @@ async def signed_in(live: str, key: str, **context: Any) -> AsyncIterator[Sessio
                     if m.type == "error" else None)
             await page.goto(f"{live}/")
             await expect(page.locator("#login")).to_be_visible()
+            await page.click("#use-key")  # people sign in with a password; keys are a link away
             await page.fill("#api-key", key)
             await page.click("#login-form button[type=submit]")
             yield session

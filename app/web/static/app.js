@@ -7,7 +7,7 @@ const KEY_STORE = "coldchain.apiKey";
 const IN_FLIGHT = ["packed", "in_transit", "customs_hold", "delivered"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 const state = {
-  key: sessionStorage.getItem(KEY_STORE), cursor: null, view: null, shipmentId: null,
+  key: sessionStorage.getItem(KEY_STORE), me: null, cursor: null, view: null, shipmentId: null,
   products: new Map(), stream: null, backoff: 1000, timers: {},
 };
 
@@ -42,15 +42,21 @@ class ApiError extends Error {
   }
 }
 
+function authHeaders() {  // an API key, or the session cookie the browser sends (auth.js)
+  return { ...(state.key ? { Authorization: `Bearer ${state.key}` } : {}), ...window.auth.headers() };
+}
+
 async function api(path, { method = "GET", body, raw = false } = {}) {
-  const headers = { Authorization: `Bearer ${state.key}` };
+  const headers = authHeaders();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(API + path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (res.status === 401) {
-    signOut("The API key was not accepted.");
-    throw new ApiError(401, {});
+    let problem = {};
+    try { problem = await res.json(); } catch (_) { /* not JSON */ }
+    signOut(problem.detail || "Not signed in.");
+    throw new ApiError(401, problem);
   }
   if (!res.ok) {
     let problem = {};
@@ -65,6 +71,8 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
 function signOut(message) {
   sessionStorage.removeItem(KEY_STORE);
   state.key = null;
+  state.me = null;
+  window.auth.signedOut();
   if (state.stream) state.stream.abort();
   show("login");
   $("#login-error").textContent = message || "";
@@ -176,6 +184,7 @@ async function loadShipment(id) {
     metric("Open alerts", `${s.open_alerts}`, s.open_critical_alerts ? "bad" : s.open_alerts ? "warn" : ""),
     metric("Release", esc(s.release_decision || "pending")),
   ].join("");
+  window.auth.shipmentShown(s);
   $("#events").innerHTML = s.events.length
     ? s.events.map((e) => {
         const fix = e.voided_at ? ` <em>voided: ${esc(e.correction_reason || "")}</em>`
@@ -405,12 +414,12 @@ function onEvent(type, msg) {
 }
 
 async function connectStream() {
-  if (state.stream || !state.key) return;
+  if (state.stream || (!state.key && !state.me)) return;
   const ctrl = new AbortController();
   state.stream = ctrl;
   try {
-    const res = await fetch(`${API}/stream`, { headers: { Authorization: `Bearer ${state.key}` }, signal: ctrl.signal });
-    if (res.status === 401) signOut("The API key was not accepted.");
+    const res = await fetch(`${API}/stream`, { headers: authHeaders(), signal: ctrl.signal });
+    if (res.status === 401) signOut("Not signed in any more.");
     if (!res.ok) throw new Error(`stream: HTTP ${res.status}`);
     state.backoff = 1000;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -436,7 +445,7 @@ async function connectStream() {
   }
   setLive(false);
   state.stream = null;
-  if (ctrl.signal.aborted || !state.key) return;
+  if (ctrl.signal.aborted || (!state.key && !state.me)) return;
   setTimeout(connectStream, state.backoff);
   state.backoff = Math.min(state.backoff * 2, 30000);
 }
@@ -444,7 +453,7 @@ async function connectStream() {
 /* ---------- routing ---------- */
 
 async function route() {
-  if (!state.key) { show("login"); return; }
+  if (!state.key && !state.me) { show("login"); return; }
   const match = /^#\/shipments\/([0-9a-f-]{36})$/.exec(location.hash);
   try {
     if (match) {
@@ -463,6 +472,7 @@ async function route() {
 
 function start() {
   $("#signout").hidden = false;
+  window.auth.started();
   connectStream();
   route();
 }
