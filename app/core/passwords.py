@@ -56,15 +56,16 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
 
-async def verify_password(stored_hash: str, password: str) -> bool:
+def verify_password_sync(stored_hash: str, password: str) -> bool:
     """Whether `password` matches; a malformed stored hash never matches."""
-    def check() -> bool:
-        try:
-            return _hasher.verify(stored_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
-    return await asyncio.to_thread(check)
+
+async def verify_password(stored_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify_password_sync, stored_hash, password)
 
 
 @cache

@@ -26,10 +26,10 @@ def test_policy(password: str, why: str | None) -> None:
     assert passwords.weakness(password, CONTEXT) == why
 
 
-async def test_hash_is_argon2id_and_verifies_only_the_password() -> None:
-    stored = await passwords.hash_password("river-otter-lamp-42")
+def test_hash_is_argon2id_and_verifies_only_the_password() -> None:
+    stored = passwords.hash_password_sync("river-otter-lamp-42")
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
-    assert await passwords.verify_password(stored, "river-otter-lamp-42") is True
-    assert await passwords.verify_password(stored, "river-otter-lamp-43") is False
-    assert await passwords.verify_password("not a hash", "river-otter-lamp-42") is False
-    assert await passwords.hash_password("river-otter-lamp-42") != stored  # salted
+    assert passwords.verify_password_sync(stored, "river-otter-lamp-42") is True
+    assert passwords.verify_password_sync(stored, "river-otter-lamp-43") is False
+    assert passwords.verify_password_sync("not a hash", "river-otter-lamp-42") is False
+    assert passwords.hash_password_sync("river-otter-lamp-42") != stored  # salted
