@@ -59,11 +59,10 @@ async def get_principal(
     session: SessionDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _cookie: Annotated[str | None, Depends(_session_cookie)],
+    token: Annotated[str | None, Depends(_session_cookie)],
 ) -> Principal:
     """An API key (`Authorization: Bearer`) if one is sent, else a person's session cookie."""
     key = credentials.credentials if credentials is not None else None
-    token = request.cookies.get(SESSION_COOKIE)
     if not key and not token:  # nothing presented: not counted as a failed authentication
         raise Unauthorized("an API key or a session is required: Authorization: Bearer <key>, "
                            "or sign in at POST /api/v1/auth/login")
