@@ -3,15 +3,15 @@ signature manifest of a shipment's release decision (signed by a QP person).
 
 Emails are stored lower-case (a CHECK), so the unique constraint is case-insensitive.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
