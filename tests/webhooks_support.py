@@ -19,7 +19,12 @@ from app.core.models import Alert, AlertEvent
 from tests import factories
 
 T0 = factories.T0
-FAST = DeliveryConfig(timeout_s=0.5, connect_timeout_s=0.5, allow_private=True)
+# The production timeouts (10 s an attempt): an attempt expected to succeed must not time out on a
+# loaded machine (a failed attempt is retried minutes later, outside the test).
+PATIENT = DeliveryConfig(allow_private=True)
+# Only for an attempt that is meant to time out against a stalling receiver (which holds the request
+# far longer). Not shorter: the request must be on the wire before the timeout, even under load.
+FAST = DeliveryConfig(timeout_s=2.0, connect_timeout_s=2.0, allow_private=True)
 
 
 def spec_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
@@ -79,7 +84,7 @@ async def add_event(
 
 
 async def deliver(
-    engine: AsyncEngine, now: datetime | None = None, *, config: DeliveryConfig = FAST,
+    engine: AsyncEngine, now: datetime | None = None, *, config: DeliveryConfig = PATIENT,
     limits: Limits | None = None, jitter: float = 0.5,
 ) -> int:
     """One delivery cycle with an injected clock (jitter 0.5 → the nominal backoff exactly)."""

@@ -24,7 +24,7 @@ HOOKS = "/api/v1/webhooks"
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver(stall_s=5) as r:
+    async with Receiver(stall_s=60) as r:  # a stalled request is held until `release`
         yield r
         r.release.set()
 

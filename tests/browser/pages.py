@@ -14,6 +14,9 @@ from playwright.async_api import Page, async_playwright, expect
 CHROMIUM = os.environ.get("COLDCHAIN_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+# Server, database and browser share a loaded machine: what a page must show may take longer than
+# Playwright's 5 s default. A generous bound costs nothing when it comes early.
+expect.set_options(timeout=30_000)
 
 
 @dataclass

@@ -88,8 +88,7 @@ async def test_fleet_chart_track_and_acknowledging_an_alert(
         await w.add_excursion_and_alert(
             db, ids["hot"], ids["logger"], T0 + timedelta(minutes=280),
             T0 + timedelta(minutes=285), 3.0, kind="light_exposure")
-        await expect(page.locator("#alerts-table td", has_text="light_exposure")).to_be_visible(
-            timeout=10_000)
+        await expect(page.locator("#alerts-table td", has_text="light_exposure")).to_be_visible()
 
     stored = (await client.get(f"/api/v1/alerts/{ids['alert']}")).json()
     assert stored["state"] == "acknowledged"

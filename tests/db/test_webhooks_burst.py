@@ -63,7 +63,6 @@ async def test_a_burst_of_events_drains_with_bounded_concurrency(
         stop = asyncio.Event()
         config = settings.model_copy(update={
             "webhook_concurrency": 16, "webhook_endpoint_concurrency": PER_ENDPOINT,
-            "webhook_timeout_s": 5.0,
         })
         started = time.perf_counter()
         worker = asyncio.create_task(delivery.run_delivery(config, stop))

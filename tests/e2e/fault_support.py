@@ -54,7 +54,7 @@ class Role:
             "COLDCHAIN_TOPIC_PREFIX": s.topic_prefix, "COLDCHAIN_INGEST_GROUP": s.ingest_group,
             "COLDCHAIN_INGEST_CLIENT_ID": s.ingest_client_id or "",
             "COLDCHAIN_EVALUATOR_PERIOD_S": str(s.evaluator_period_s),
-            "COLDCHAIN_WEBHOOK_ALLOW_PRIVATE": "true", "COLDCHAIN_WEBHOOK_TIMEOUT_S": "2",
+            "COLDCHAIN_WEBHOOK_ALLOW_PRIVATE": "true",  # the default 10 s timeout an attempt
             "COLDCHAIN_DATA_DIR": str(self.log_path.parent),
         }
 

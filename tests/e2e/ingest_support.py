@@ -111,7 +111,7 @@ def forget_session(url: str, client_id: str) -> None:
     props.SessionExpiryInterval = 0
     client.connect(address.host, address.port, 10, clean_start=True, properties=props)
     client.loop_start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not client.is_connected() and time.monotonic() < deadline:
         time.sleep(0.01)
     client.disconnect()

@@ -301,7 +301,7 @@ async def test_ingest_and_alerts_killed_with_sigkill(run: Run) -> None:
             "FROM webhook_deliveries")
 
     # Between attempts: a delivery killed after its POST, before recording it, is sent again only
-    # when its lease runs out (94 s here), and holds up its alert's later events until then.
+    # when its lease runs out (230 s here), and holds up its alert's later events until then.
     await eventually(run, delivered, "the first excursion's alert delivered")
     run.roles["alerts"].kill()
     run.roles["delivery"].kill()
