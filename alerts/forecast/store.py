@@ -33,6 +33,10 @@ from app.dashboard.lanes import Fix
 log = logging.getLogger(__name__)
 # The most recent deliveries a lane model keeps (bounded rebuild work and model size).
 MAX_HISTORY = 500
+# A lane's model is rebuilt at least this often (corrected or voided deliveries) and, when a
+# newer delivery is judged, at most this often.
+REBUILD_AFTER = timedelta(hours=1)
+MIN_REBUILD = timedelta(minutes=1)
 # Rows per INSERT … ON CONFLICT (14 parameters each: far below PostgreSQL's 32 767).
 CHUNK = 1000
 
@@ -49,38 +53,75 @@ def _delivered_on(lane_ids: Sequence[uuid.UUID]) -> Any:
             Shipment.departed_at.is_not(None), _arrived().is_not(None))
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    built_at: datetime
+    totals: list[float]
+    segments: list[list[float]]
+
+
+# Lane histories this process has read, by lane and build time (another process's rebuild has
+# another build time): a batch of evaluations reads three columns per lane, not the history.
+_SEEN: dict[uuid.UUID, _Built] = {}
+MAX_SEEN = 10_000
+
+
 async def lane_models(
-    session: AsyncSession, lanes: Mapping[uuid.UUID, LaneSpec], *, store: bool = True
+    session: AsyncSession, lanes: Mapping[uuid.UUID, LaneSpec], *, now: datetime,
+    delivered: Mapping[uuid.UUID, datetime] | None = None, store: bool = True,
 ) -> dict[uuid.UUID, LaneModel]:
-    """Each lane's model: stored, or rebuilt from its deliveries when they no longer match (and
-    stored, unless `store` is False)."""
+    """Each lane's model. Rebuilt from its deliveries (and stored, unless `store` is False) when
+    it is missing, older than REBUILD_AFTER (corrected or voided deliveries), or `delivered`
+    names a delivery on the lane newer than those it knows — at most once per MIN_REBUILD."""
     if not lanes:
         return {}
     ids = sorted(lanes)
-    stats = {r[0]: (int(r[1]), r[2]) for r in (await session.execute(
-        select(Shipment.planned_lane_id, func.count(), func.max(_arrived()))
-        .where(*_delivered_on(ids)).group_by(Shipment.planned_lane_id))).all()}
-    stored = {m.lane_id: m for m in (await session.scalars(
-        select(LaneForecastModel).where(LaneForecastModel.lane_id.in_(ids)))).all()}
+    rows = {r.lane_id: r for r in (await session.execute(
+        select(LaneForecastModel.lane_id, LaneForecastModel.built_at,
+               LaneForecastModel.last_delivered_at)
+        .where(LaneForecastModel.lane_id.in_(ids)))).all()}
     out: dict[uuid.UUID, LaneModel] = {}
     for lid in ids:
-        n, last = stats.get(lid, (0, None))
-        row = stored.get(lid)
-        if row is None or row.delivered_n != n or row.last_delivered_at != last:
-            totals, segments = await build_history(session, lid, lanes[lid])
-            if not store:
-                out[lid] = lane_model(lanes[lid], totals, segments)
-                continue
-            values = {"lane_id": lid, "delivered_n": n, "last_delivered_at": last,
-                      "totals_h": totals, "segments_h": segments}
-            await session.execute(insert(LaneForecastModel).values(values).on_conflict_do_update(
-                index_elements=["lane_id"],
-                set_={**{k: v for k, v in values.items() if k != "lane_id"},
-                      "built_at": func.now()}))
+        row = rows.get(lid)
+        newest = (delivered or {}).get(lid)
+        if row is None or row.built_at < now - REBUILD_AFTER or (
+                newest is not None and (row.last_delivered_at is None
+                                        or newest > row.last_delivered_at)
+                and row.built_at < now - MIN_REBUILD):
+            built = await _rebuild(session, lid, lanes[lid], now, store)
         else:
-            totals, segments = list(row.totals_h), list(row.segments_h)
-        out[lid] = lane_model(lanes[lid], totals, segments)
+            seen = _SEEN.get(lid)
+            if seen is not None and seen.built_at == row.built_at:
+                built = seen
+            else:
+                m = await session.get_one(LaneForecastModel, lid, populate_existing=True)
+                built = _remember(lid, _Built(m.built_at, list(m.totals_h), list(m.segments_h)))
+        out[lid] = lane_model(lanes[lid], built.totals, built.segments)
     return out
+
+
+def _remember(lane_id: uuid.UUID, built: _Built) -> _Built:
+    if len(_SEEN) >= MAX_SEEN:
+        _SEEN.clear()
+    _SEEN[lane_id] = built
+    return built
+
+
+async def _rebuild(
+    session: AsyncSession, lane_id: uuid.UUID, lane: LaneSpec, now: datetime, store: bool
+) -> _Built:
+    totals, segments = await build_history(session, lane_id, lane)
+    built = _Built(now, totals, segments)
+    if not store:
+        return built
+    # The newest delivery of any shipment now on the lane (rerouted ones too, though the history
+    # leaves them out): a delivery no newer than it triggers no rebuild.
+    last = await session.scalar(select(func.max(_arrived())).where(Shipment.lane_id == lane_id))
+    values = {"lane_id": lane_id, "delivered_n": len(totals), "last_delivered_at": last,
+              "totals_h": totals, "segments_h": segments, "built_at": now}
+    await session.execute(insert(LaneForecastModel).values(values).on_conflict_do_update(
+        index_elements=["lane_id"], set_={k: v for k, v in values.items() if k != "lane_id"}))
+    return _remember(lane_id, built)
 
 
 async def build_history(
@@ -127,7 +168,13 @@ class Job:
 async def refresh(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> int:
     """Forecast the shipments and store the forecasts (one upsert per chunk). Shipments whose
     forecast raises keep their previous one (logged): alerting must not depend on it."""
-    models = await lane_models(session, {j.lane_id: j.lane for j in jobs})
+    newest: dict[uuid.UUID, datetime] = {}
+    for j in jobs:
+        at = j.where.delivered_at
+        if at is not None and (j.lane_id not in newest or at > newest[j.lane_id]):
+            newest[j.lane_id] = at
+    models = await lane_models(session, {j.lane_id: j.lane for j in jobs}, now=now,
+                               delivered=newest)
     rows = []
     for j in jobs:
         try:
@@ -182,5 +229,6 @@ async def what_if(
     lane = await session.get(Lane, lane_id)
     waypoints = (await session.scalars(
         select(LaneWaypoint).where(LaneWaypoint.lane_id == lane_id))).all()
-    models = await lane_models(session, {lane_id: lane_spec(lane, waypoints)}, store=False)
+    models = await lane_models(session, {lane_id: lane_spec(lane, waypoints)}, now=now,
+                               store=False)
     return w, predict(models[lane_id], w, now, assumption)
