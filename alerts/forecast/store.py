@@ -37,6 +37,9 @@ MAX_HISTORY = 500
 # newer delivery is judged, at most this often.
 REBUILD_AFTER = timedelta(hours=1)
 MIN_REBUILD = timedelta(minutes=1)
+# A forecast whose shipment has not moved on (same segment, since, deadline) is kept this long;
+# the elapsed time changes it, but slowly against journeys of hours.
+FRESH = timedelta(minutes=10)
 # Rows per INSERT … ON CONFLICT (14 parameters each: far below PostgreSQL's 32 767).
 CHUNK = 1000
 
@@ -166,8 +169,18 @@ class Job:
 
 
 async def refresh(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> int:
-    """Forecast the shipments and store the forecasts (one upsert per chunk). Shipments whose
-    forecast raises keep their previous one (logged): alerting must not depend on it."""
+    """Forecast the shipments and store the forecasts (one upsert per chunk); returns how many.
+
+    A shipment whose place (segment, since when, deadline, lane …) is as stored and whose forecast
+    is younger than FRESH keeps it: a burst of readings costs one look-up, not a forecast each,
+    and the routine re-check renews it every FRESH at least. Shipments whose forecast raises keep
+    their previous one (logged): alerting must not depend on it."""
+    stored = {r.shipment_id: r for r in (await session.execute(
+        select(ShipmentForecast.__table__).where(
+            ShipmentForecast.shipment_id.in_([j.shipment_id for j in jobs])))).all()}
+    jobs = [j for j in jobs if not _fresh(j, stored.get(j.shipment_id), now)]
+    if not jobs:
+        return 0
     newest: dict[uuid.UUID, datetime] = {}
     for j in jobs:
         at = j.where.delivered_at
@@ -191,6 +204,11 @@ async def refresh(session: AsyncSession, jobs: Sequence[Job], now: datetime) -> 
     return len(rows)
 
 
+def _fresh(j: Job, row: Any, now: datetime) -> bool:
+    return row is not None and row.lane_id == j.lane_id and now - FRESH < row.computed_at <= now \
+        and stored_where(row) == j.where
+
+
 def _row(j: Job, p: Prediction, now: datetime) -> dict[str, Any]:
     w = j.where
     return {
@@ -203,7 +221,8 @@ def _row(j: Job, p: Prediction, now: datetime) -> dict[str, Any]:
     }
 
 
-def stored_where(row: ShipmentForecast) -> Where:
+def stored_where(row: Any) -> Where:
+    """The place stored with a forecast (a `shipment_forecasts` row, ORM or plain)."""
     return Where(row.leg_started_at, row.segment, row.segment_since, row.overrun_h,
                  row.hold_deadline, row.delivered_at)
 

@@ -99,8 +99,8 @@ async def test_lane_history_from_ten_deliveries_and_rebuilt_at_each(
     await _event(client, sid, "departed", start)
     await _event(client, sid, "delivered", start + timedelta(hours=40))
     # The delivery rebuilds the lane's model at once; the others' forecasts follow at their
-    # routine re-check (at most max_check_interval_s = 5 min later).
-    clock.set(clock.now + timedelta(minutes=5))
+    # first re-check once theirs is older than FRESH (10 min).
+    clock.set(clock.now + timedelta(minutes=11))
     await round_(engine, clock)
     body = (await client.get(f"{API}/shipments/{live}")).json()
     assert body["forecast_basis"] == {"method": "lane_history", "delivered_n": 11}
@@ -311,7 +311,11 @@ async def test_the_forecast_follows_the_stops_the_engine_finds(
     at_ams = await forecast_row()
     assert (at_ams.segment, at_ams.segment_since, at_ams.overrun_h) == (
         1, T0 + timedelta(minutes=60), 0.0)
-    await seen(list(range(200, 540, 1)), ams)
+    # More of the same place a minute later: the forecast stays (younger than FRESH).
+    await seen([200], ams)
+    await round_(engine, Clock(T0 + timedelta(minutes=201)))
+    assert (await forecast_row()).computed_at == T0 + timedelta(minutes=200)
+    await seen(list(range(201, 540, 1)), ams)
     await seen(list(range(540, 560, 1)), away)
     await round_(engine, Clock(T0 + timedelta(minutes=560)))
     gone = await forecast_row()
