@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from alerts import metrics
 from alerts.forecast import store as forecasts
 from alerts.forecast.adapter import current_lane, where
+from alerts.mail import outbox as mail_outbox
 from alerts.rules import (
     EvalConfig,
     Evaluation,
@@ -173,7 +174,9 @@ async def evaluate_shipments(
     # Events, stops and the routine re-check all pass here: the forecasts follow the judgement.
     await forecasts.refresh(session, forecast_jobs, now)
     if events:
+        # The side effects' outboxes, in this transaction: sent only once it commits.
         await outbox.enqueue_many(session, events)
+        await mail_outbox.enqueue_many(session, events)
     await write_audit(session, audits)
     await _finish_pending(session, [(sid, pending[sid][1]) for sid in result.evaluated
                                     if sid in pending])

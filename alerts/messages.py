@@ -8,7 +8,7 @@ from typing import Any
 
 from alerts.rules import ProductProfile
 
-_LABEL = {
+KIND_LABELS = {
     "temperature_high": "Temperature above range",
     "temperature_low": "Temperature below range",
     "temperature_critical": "Temperature beyond a critical limit",
@@ -31,7 +31,7 @@ def _t(value: datetime) -> str:
 def alert_message(
     kind: str, since: datetime, details: Mapping[str, Any], product: ProductProfile | None
 ) -> str:
-    label = _LABEL.get(kind, kind)
+    label = KIND_LABELS.get(kind, kind)
     extra = ""
     if kind in ("temperature_high", "temperature_low", "temperature_critical") and product:
         extra = f" ({product.temp_min_c:g}–{product.temp_max_c:g} °C"

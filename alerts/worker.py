@@ -27,6 +27,7 @@ from alerts.engine import (
     ensure_state_rows,
     evaluate_shipments,
 )
+from alerts.mail.delivery import run_mail
 from alerts.rules import EvalConfig
 from alerts.webhooks.delivery import run_delivery
 from app.core.db import make_engine, make_sessionmaker
@@ -165,12 +166,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Entry of `coldchain alerts` / `coldchain up`: returns once `stop` is set."""
     engine = make_engine(settings.database_url or "", pool_size=4)
     try:
-        # Evaluation, webhook delivery and audit checkpoints share the role; each stops on its
-        # own once `stop` is set.
+        # Evaluation, webhook and mail delivery and audit checkpoints share the role; each stops
+        # on its own once `stop` is set (mail returns at once when COLDCHAIN_SMTP_URL is unset).
         await asyncio.gather(
             serve(make_sessionmaker(engine), settings.database_url or "",
                   config_from(settings), stop, period_s=settings.evaluator_period_s),
             run_delivery(settings, stop),
+            run_mail(settings, stop),
             run_checkpoints(settings, stop),
         )
     finally:

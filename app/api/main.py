@@ -22,6 +22,7 @@ from app.api.routes import (
     auth,
     health,
     ingest,
+    notifications,
     readings,
     reference,
     reports,
@@ -90,7 +91,7 @@ def create_app(
 
     app.include_router(health.router)
     for module in (reference, shipments, api_keys, audit, webhooks, readings, track, stream,
-                   reports, alerts, ingest, users, auth):
+                   reports, alerts, ingest, users, auth, notifications):
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     hardening.install(app, settings)
     web.install(app)

@@ -114,9 +114,17 @@ def demo(host: Host = None, port: Port = None) -> None:
             f"  Admin key:  {live.admin_api_key}  (set-up, /users; never decides on the record)\n"
             f"  Coordinator key:  {keys['coordinator']}  (scripts; API keys cannot sign a release)\n"
             f"  Database:   {live.database_url}\n  Broker:     {live.mqtt_url}\n"
+            f"  E-mail:     {mail_status(live)}\n"
             "  Ctrl-C stops everything.\n"
         )
         asyncio.run(run_roles(live, ["api", "ingest", "alerts"], extra=[seeding.run_fleet]))
+
+
+def mail_status(settings: Settings) -> str:
+    """What the demo says of alert e-mail (it never starts a mail server of its own)."""
+    if settings.smtp is None:
+        return "e-mail notifications off: COLDCHAIN_SMTP_URL unset"
+    return f"e-mail notifications via {settings.smtp} from {settings.mail_from}"
 
 
 def main() -> None:

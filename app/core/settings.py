@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.broker import BrokerAddress
+from app.core.smtp import SmtpAddress
 
 # The bootstrap admin key is compared as given (no hashing, no expiry): it must not be guessable.
 MIN_ADMIN_KEY_LENGTH = 32
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
     audit_checkpoint_url: str | None = None
     audit_checkpoint_secret: str | None = None  # whsec_… (Standard Webhooks, as alert webhooks)
     audit_checkpoint_interval_s: float = 3600.0
+    # E-mail notifications: off unless COLDCHAIN_SMTP_URL is set.
+    smtp_url: str | None = Field(default=None, repr=False)  # may carry a password
+    mail_from: str | None = None
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    # Where people open the dashboard: links in mails (default: the API's own bind address).
+    public_url: str | None = None
     # Widest from/to window a time-range query may ask for (readings, audit).
     max_time_range_days: int = 400
 
@@ -121,6 +128,37 @@ class Settings(BaseSettings):
             raise ValueError("COLDCHAIN_AUDIT_CHECKPOINT_URL needs COLDCHAIN_AUDIT_CHECKPOINT_SECRET "
                              "(whsec_…, as alert webhooks are signed)")
         return self
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str | None) -> str | None:
+        if value:
+            SmtpAddress.parse(value)  # its ValueError says what is wrong
+        return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError("COLDCHAIN_PUBLIC_URL must be an http:// or https:// URL")
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _mail_needs_a_sender(self) -> Settings:
+        if self.smtp_url and "@" not in (self.mail_from or ""):
+            raise ValueError("COLDCHAIN_SMTP_URL needs COLDCHAIN_MAIL_FROM (the sender address, "
+                             "e.g. coldchain@example.org)")
+        return self
+
+    @property
+    def smtp(self) -> SmtpAddress | None:
+        """The mail server, or None: e-mail notifications off."""
+        return SmtpAddress.parse(self.smtp_url) if self.smtp_url else None
+
+    @property
+    def dashboard_url(self) -> str:
+        """The web page's address as people reach it (links in mails)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def migration_url(self) -> str | None:

@@ -14,6 +14,7 @@ from app.core.db import make_sessionmaker
 from app.core.models import (
     Alert,
     AlertEvent,
+    MailDelivery,
     Reading,
     WebhookDelivery,
     WebhookSubscription,
@@ -114,6 +115,7 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
     departure = await f.post(admin, f"/shipments/{shipments['other']}/events", {
         "type": "departed", "at": (f.T0 + timedelta(hours=1)).isoformat()})
     w.other["event_id"] = departure["id"]
+    events: dict[str, tuple[uuid.UUID, int]] = {}
     async with make_sessionmaker(engine)() as session:
         now = utcnow()
         for side, site in (("own", site_a), ("other", site_b)):
@@ -142,6 +144,7 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
                 session.add(second)
                 await session.flush()
                 w.own["alert2_id"] = str(second.id)
+            events[side] = (alert.id, event.id)
             getattr(w, side).update(alert_id=str(alert.id), webhook_id=str(subscription.id),
                                     subscription_id=str(subscription.id),
                                     delivery_id=str(delivery.id))
@@ -162,6 +165,14 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
     person = await f.post(admin, "/users", {"email": "person@example.org", "name": "A Person",
                                             "role": "coordinator", "password": "river-otter-lamp-42"})
     w.own["user_id"] = w.other["user_id"] = person["id"]
+    async with make_sessionmaker(engine)() as session, session.begin():
+        alert_id, event_id = events["own"]
+        mail = MailDelivery(user_id=uuid.UUID(person["id"]), alert_event_id=event_id,
+                            alert_id=alert_id, event="opened", recipient="person@example.org",
+                            subject="[WARNING] SHP-OWN", notice={}, next_attempt_at=utcnow())
+        session.add(mail)
+        await session.flush()
+        w.own["mail_id"] = w.other["mail_id"] = str(mail.id)  # staff only: not site-scoped
     o = w.other
     w.markers = [o["shipment_id"], "SHP-OTHER-7731", o["logger_id"], o["alert_id"],
                  o["webhook_id"], o["delivery_id"], "other.example", "Basel other-site", "7.7177",

@@ -79,6 +79,7 @@ def seeded_ids(world: World) -> dict[str, list[str]]:
     # Only the victim key: revoking the keys the roles use would end the run's coverage.
     ids["key_id"] = [world.own["key_id"], GHOST]
     ids["user_id"] = [world.own["user_id"], GHOST]
+    ids["mail_id"] = [world.own["mail_id"], GHOST]
     ids["url"] = ["http://127.0.0.1:9/fuzz", "https://93.184.216.34/fuzz"]  # webhook targets
     return ids
 
@@ -86,7 +87,7 @@ def seeded_ids(world: World) -> dict[str, list[str]]:
 # Id fields and the pool of seeded ids each draws from.
 POOLS = {name: name for name in ("site_id", "lane_id", "product_id", "packaging_id",
                                  "shipment_id", "alert_id", "webhook_id", "delivery_id",
-                                 "event_id", "logger_id", "key_id", "user_id")}
+                                 "event_id", "logger_id", "key_id", "user_id", "mail_id")}
 POOLS.update(origin_site_id="site_id", destination_site_id="site_id",
              subscription_id="webhook_id", url="url")
 SLOTS = 4  # placeholders per field; slot i stands for the pool's id i (modulo its size)

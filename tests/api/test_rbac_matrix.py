@@ -188,6 +188,9 @@ EXPECT: dict[str, Access] = {
     "POST /api/v1/auth/logout": Access(ALL, ends_session=True),
     "GET /api/v1/auth/me": Access(ALL),
     "GET /api/v1/audit/verify": Access(roles("qp")),
+    # The alert mail log: who was mailed what, and what failed.
+    "GET /api/v1/notifications/mail": Access(roles("coordinator")),
+    "GET /api/v1/notifications/mail/{mail_id}": Access(roles("coordinator")),
 }
 
 # Path parameters naming an object that belongs to a site: another site's must answer 404.

@@ -139,6 +139,17 @@ def test_only_delivery_imports_http_clients_in_the_service(library: str) -> None
     assert offenders == []
 
 
+def test_only_the_mail_delivery_loop_imports_the_smtp_client() -> None:
+    assert _owners("aiosmtplib") == ["alerts/mail/delivery.py"]
+
+
+def test_the_mail_message_is_composed_by_pure_code() -> None:
+    foreign = {name for name in _imports(ROOT / "alerts/mail/compose.py")
+               if name.split(".")[0] not in sys.stdlib_module_names}
+    # The alert kinds' labels (alerts/messages.py, itself pure but for the rules' profile type).
+    assert foreign == {"alerts.messages", "alerts.messages.KIND_LABELS"}
+
+
 def test_nothing_but_entry_points_imports_the_api() -> None:
     offenders = [p for p in _owners("app.api") if _layer(p) != "entry"]
     assert offenders == []

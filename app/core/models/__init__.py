@@ -12,6 +12,7 @@ from app.core.models.auth import ApiKey, AuditRecord
 from app.core.models.base import Base, new_id, utcnow
 from app.core.models.forecast import LaneForecastModel, ShipmentForecast
 from app.core.models.ingest import EvaluationQueue, IngestMessage, IngestRejection, Reading
+from app.core.models.mail import MailAttempt, MailDelivery
 from app.core.models.people import User, UserSession
 from app.core.models.reference import (
     Lane,
@@ -30,7 +31,8 @@ __all__ = [
     "Alert", "AlertEvent", "ApiKey", "AuditRecord", "Base", "EvaluationCheckpoint",
     "EvaluationPending", "EvaluationQueue", "Excursion",
     "IngestMessage", "IngestRejection", "Lane", "LaneForecastModel", "LaneWaypoint", "Logger",
-    "Packaging", "Product", "Reading", "Shipment", "ShipmentEvent", "ShipmentForecast",
-    "ShipmentLogger", "ShipmentState", "Site", "User", "UserSession", "WebhookAttempt",
+    "MailAttempt", "MailDelivery", "Packaging", "Product", "Reading", "Shipment", "ShipmentEvent",
+    "ShipmentForecast", "ShipmentLogger", "ShipmentState", "Site", "User", "UserSession",
+    "WebhookAttempt",
     "WebhookDelivery", "WebhookSubscription", "new_id", "utcnow",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -32,3 +32,22 @@ def new_id() -> uuid.UUID:
 
 def created_at_column() -> Mapped[datetime]:
     return mapped_column(server_default=func.now(), default=utcnow)
+
+
+class LeasedDelivery:
+    """The columns of an outbox row sent by a leased delivery loop (webhook deliveries, mails):
+    its state, retry window, next attempt, the lease of the worker sending it, and its end."""
+
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # Attempts started in the current retry window (webhooks open it at the first attempt, mails
+    # at the event); past the window a failing row is marked failed.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scheduled_at: Mapped[datetime] = created_at_column()
+    next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    # While a worker sends it: one attempt in flight per row; an expired lease means the worker died.
+    leased_until: Mapped[datetime | None]
+    lease_token: Mapped[uuid.UUID | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    delivered_at: Mapped[datetime | None]

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models.base import Base, created_at_column, new_id
+from app.core.models.base import Base, LeasedDelivery, created_at_column, new_id
 
 DELIVERY_STATES = ("pending", "delivered", "failed", "cancelled")
 
@@ -50,7 +50,7 @@ class WebhookSubscription(Base):
     deleted_by: Mapped[str | None] = mapped_column(String(100))
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(LeasedDelivery, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("subscription_id", "alert_event_id"),
@@ -75,20 +75,9 @@ class WebhookDelivery(Base):
     webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
     event_type: Mapped[str] = mapped_column(String(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    # Attempts started in the current retry window, which opens at the first attempt (again after
-    # a manual retry or re-enabling), so a delivery is retried for 24 h however late it started.
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    scheduled_at: Mapped[datetime] = created_at_column()
-    next_attempt_at: Mapped[datetime]
-    last_attempt_at: Mapped[datetime | None]
-    # While a worker sends it: one attempt in flight per row; an expired lease means the worker died.
-    leased_until: Mapped[datetime | None]
-    lease_token: Mapped[uuid.UUID | None]
+    # The retry window opens at the first attempt (again after a manual retry or re-enabling), so
+    # a delivery is retried for 24 h however late it started.
     last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = created_at_column()
-    delivered_at: Mapped[datetime | None]
 
 
 class WebhookAttempt(Base):
