@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from app.core.errors import Problem, RateLimited
+
 HTTP_REQUESTS = Counter(
     "coldchain_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -15,3 +17,13 @@ AUTH_FAILURES = Counter(
     "coldchain_auth_failures_total", "Requests with an unknown, revoked or expired key",
     ["outcome"],  # rejected (401) or throttled (429: too many from the client's address)
 )
+PEOPLE_AUTH = Counter(
+    "coldchain_people_authentications_total",
+    "People's passwords checked: at sign-in and when signing a decision",
+    ["kind", "outcome"],  # kind: login|signature; outcome: ok, wrong, or locked (429)
+)
+
+
+def refused(problem: Problem) -> str:
+    """PEOPLE_AUTH's outcome of a refused password: `locked` (the account answers 429) or `wrong`."""
+    return "locked" if isinstance(problem, RateLimited) else "wrong"

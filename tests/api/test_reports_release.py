@@ -15,6 +15,7 @@ import httpx
 import jsonschema
 import pypdf
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -301,6 +302,8 @@ async def test_wrong_signatures_lock_the_account_and_end_its_sessions(
     shipment = await f.shipment_setup(client, reference="SHP-LOCK")
     await _delivered(client, shipment["id"])
     url = f"/api/v1/shipments/{shipment['id']}/release"
+    labels = {"kind": "signature", "outcome": "wrong"}
+    wrong_before = REGISTRY.get_sample_value("coldchain_people_authentications_total", labels) or 0
     async with qp_person(client) as qp:
         for _ in range(5):
             wrong = await qp.post(url, json=signed("rejected", "excursion", "not-my-password-9"))
@@ -311,6 +314,8 @@ async def test_wrong_signatures_lock_the_account_and_end_its_sessions(
         relogin = await qp.post("/api/v1/auth/login", json={"email": "qp-all@example.org",
                                                             "password": PASSWORD})
         assert relogin.status_code == 429 and relogin.headers["retry-after"] == "900"
+    wrong_after = REGISTRY.get_sample_value("coldchain_people_authentications_total", labels)
+    assert wrong_after == wrong_before + 5
     [lock] = (await client.get("/api/v1/audit", params={"action": "lock"})).json()["items"]
     assert lock["reason"] == "5 failed signature attempts in a row"
     assert (await client.get(f"/api/v1/shipments/{shipment['id']}")).json()["signature"] is None

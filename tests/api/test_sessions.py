@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -33,6 +34,12 @@ async def admin(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://test",
                                  headers=bearer(ADMIN_KEY)) as client:
         yield client
+
+
+def _counted(kind: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value("coldchain_people_authentications_total",
+                                      {"kind": kind, "outcome": outcome})
+    return value or 0.0
 
 
 def _set_cookie(response: httpx.Response) -> list[str]:
@@ -186,6 +193,7 @@ async def test_five_failures_lock_the_account_for_15_minutes_even_to_the_right_p
     app: Any, admin: httpx.AsyncClient,
 ) -> None:
     clock: WallClock = app.state.clock
+    before = {o: _counted("login", o) for o in ("ok", "wrong", "locked")}
     user = await make_user(admin, "qp")
     wrong = {"email": user["email"], "password": "not-the-password-1"}
     right = {"email": user["email"], "password": PASSWORD}
@@ -205,6 +213,9 @@ async def test_five_failures_lock_the_account_for_15_minutes_even_to_the_right_p
         assert locked.json()["detail"].startswith("too many failed attempts: the account is locked")
         clock.advance(minutes=10)
         assert (await page.post("/api/v1/auth/login", json=right)).status_code == 200
+    # Watched in metrics too (coldchain_people_authentications_total{kind, outcome}).
+    assert {o: _counted("login", o) - n for o, n in before.items()} == {
+        "ok": 2, "wrong": 9, "locked": 1}
     records = (await admin.get("/api/v1/audit", params={
         "entity_type": "user", "entity_id": user["id"], "action": "lock"})).json()["items"]
     assert [(r["actor"], r["reason"]) for r in records] == [

@@ -14,6 +14,7 @@ from app.api.deps import (
     require_same_origin,
     session_policy,
 )
+from app.api.metrics import PEOPLE_AUTH, refused
 from app.core.errors import Problem, Unauthorized
 from app.core.models import User
 from app.core.security import Principal
@@ -48,9 +49,11 @@ async def login(
                              session_policy(settings))
     if isinstance(result, Problem):
         await session.commit()  # the failure is counted (and a lock audited) whatever is answered
+        PEOPLE_AUTH.labels("login", refused(result)).inc()
         if isinstance(result, Unauthorized):
             count_failure(request)
         raise result
+    PEOPLE_AUTH.labels("login", "ok").inc()
     user, row, token = result
     response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_max_s, path="/",
                         httponly=True, samesite="strict", secure=settings.secure_cookies)

@@ -11,6 +11,7 @@ from sqlalchemy import func
 
 from app.api.deps import CurrentPrincipal, SessionDep, now_of, require_decision_roles, require_roles
 from app.api.disposition import content_disposition
+from app.api.metrics import PEOPLE_AUTH, refused
 from app.api.routes.shipments import shipment_detail
 from app.core import audit
 from app.core.errors import Conflict, Forbidden, InvalidField, Problem
@@ -90,7 +91,9 @@ async def release_shipment(
     signer = await auth.signer(session, principal, body.signature.email, body.signature.password, now)
     if isinstance(signer, Problem):
         await session.commit()  # a wrong signature counts toward the lockout whatever is answered
+        PEOPLE_AUTH.labels("signature", refused(signer)).inc()
         raise signer
+    PEOPLE_AUTH.labels("signature", "ok").inc()
     before = snapshot(shipment)
     shipment.release_decision = body.decision
     shipment.release_reason = body.reason
