@@ -171,3 +171,25 @@ B = Circle(51.0, 9.0, 2.0)
 ])
 def test_segments_from_fixes(fixes: list[Fix], expected: tuple[float, ...] | None) -> None:
     assert segments_h(fixes, [A, B], 0.0, 8 * 3600.0) == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.sampled_from([0, 4, 12, 60]), segment=st.integers(0, 2),
+       in_segment=st.floats(0, 100), extra=st.floats(0, 50), overrun=st.floats(0, 20),
+       deadlines=st.tuples(st.floats(-10, 200), st.floats(-10, 200)),
+       delay=st.floats(0, 48))
+def test_forecasts_are_distributions(
+    n: int, segment: int, in_segment: float, extra: float, overrun: float,
+    deadlines: tuple[float, float], delay: float,
+) -> None:
+    """Whatever the history and the place: 0 ≤ p50 ≤ p90, a probability, never lower for a
+    later deadline, and a flat delay moves the median by exactly that much."""
+    model = _model(_truth(np.random.default_rng(n), n)) if n else LaneModel(24.0, 36.0,
+                                                                            ALLOWANCES, 0)
+    pos = Position(in_segment + extra, segment, in_segment, overrun)
+    early, late = sorted(deadlines)
+    a, b = forecast(model, pos, early), forecast(model, pos, late)
+    assert 0.0 <= a.p50_h <= a.p90_h and 0.0 <= a.on_time_probability <= 1.0
+    assert a.on_time_probability <= b.on_time_probability
+    moved = forecast(model, pos, late, Assumption(delay_h=delay))
+    assert moved.p50_h == pytest.approx(a.p50_h + delay)
