@@ -25,6 +25,7 @@ smoke=(
   "tests/db/test_webhooks_delivery.py::test_delivered_event_verifies_with_the_spec_and_the_reference_package"  # httpx
   "tests/db/test_mail_delivery.py::test_starttls_and_implicit_tls_with_login_against_a_certificate_of_a_test_ca"  # aiosmtplib, aiosmtpd, trustme
   "tests/e2e/test_ingest.py::test_senml_pack_is_accepted"                   # paho-mqtt, the broker
+  "tests/api/test_documents.py::test_bad_uploads_are_problems_and_store_nothing"  # python-multipart
   "tests/e2e/test_embedded.py::test_embedded_broker_round_trip"             # amqtt (pgserver, psutil: the fixtures)
   "tests/unit/test_rules_properties.py::test_budget_used_never_exceeds_elapsed_time_and_mkt_within_min_max"  # hypothesis
 )

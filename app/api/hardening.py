@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -9,13 +10,16 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import problems
+from app.api import multipart, problems
 from app.api.errors import problem_response
 from app.core.security import RateLimiter
 from app.core.settings import Settings
 
 # PostgreSQL text and JSONB cannot hold NUL: refuse it at the edge instead of failing in the database.
 _NUL_ESCAPE = b"\\u0000"
+# Uploads the route reads as they stream (app/api/multipart.py bounds them): only their declared
+# length is checked here, against the upload limit, and nothing is buffered.
+_STREAMED = re.compile(r"^/api/v1/shipments/[^/]+/documents/?$")
 
 
 class RequestGuard:
@@ -25,9 +29,10 @@ class RequestGuard:
     a declared or actual size over the limit is a 413 problem before any handler runs.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +45,12 @@ class RequestGuard:
         declared = _declared_length(scope)
         if declared == -1:
             await _reject(scope, send, 400, "Content-Length is not a valid number", None)
+            return
+        if scope.get("method") == "POST" and _STREAMED.match(scope.get("path", "")):
+            if declared is not None and declared > self.max_upload_bytes:
+                await self._too_large(scope, send, self.max_upload_bytes)
+                return
+            await self.app(scope, receive, send)
             return
         if declared is not None and declared > self.max_bytes:
             await self._too_large(scope, send)
@@ -73,9 +84,10 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        await _reject(scope, send, 413, f"the request body exceeds {self.max_bytes} bytes", None,
-                      max_bytes=self.max_bytes)
+    async def _too_large(self, scope: Scope, send: Send, limit: int | None = None) -> None:
+        limit = limit or self.max_bytes
+        await _reject(scope, send, 413, f"the request body exceeds {limit} bytes", None,
+                      max_bytes=limit)
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -124,7 +136,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the request guard (outermost), the limiters read by `get_principal` (requests per key,
     failed authentications per client address) and the problem+json schema in OpenAPI."""
     problems.install(app)
-    app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes,
+                       max_upload_bytes=settings.max_document_bytes + multipart.OVERHEAD_BYTES)
     app.state.rate_limiter = (
         RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
         if settings.rate_limit_per_s > 0 else None

@@ -20,6 +20,7 @@ from app.api.routes import (
     api_keys,
     audit,
     auth,
+    documents,
     health,
     ingest,
     notifications,
@@ -91,7 +92,7 @@ def create_app(
 
     app.include_router(health.router)
     for module in (reference, shipments, api_keys, audit, webhooks, readings, track, stream,
-                   reports, alerts, ingest, users, auth, notifications):
+                   reports, alerts, ingest, users, auth, notifications, documents):
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     hardening.install(app, settings)
     web.install(app)

@@ -60,3 +60,7 @@ class RateLimited(Problem):
 
 class PayloadTooLarge(Problem):
     status, title, type_slug = 413, "Request too large", "too-large"
+
+
+class UnsupportedMediaType(Problem):
+    status, title, type_slug = 415, "Unsupported media type", "unsupported-media-type"

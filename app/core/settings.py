@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = 4  # … and per endpoint (scheme://host:port)
     # Request hardening.
     max_request_bytes: int = 2 * 1024 * 1024
+    # A shipment document's file (streamed, not buffered by the request guard).
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1, le=512 * 1024 * 1024)
     # Per API key token bucket: `burst` requests at once, refilled at `per_s`; 0 disables.
     rate_limit_per_s: float = 100.0
     rate_limit_burst: int = 300

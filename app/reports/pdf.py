@@ -202,6 +202,13 @@ def _detail(e: dict[str, Any]) -> str:
         return f"onto lane {e.get('lane_name') or e.get('lane_id')}"
     if e["type"] == "recharged":
         return "hold clock restarted"
+    if e.get("override_reason"):
+        unready = e.get("override_unready") or {}
+        lapsed = [x["kind"] for x in unready.get("expired", [])]
+        what = "; ".join(p for p in (
+            f"missing {', '.join(unready.get('missing', []))}" if unready.get("missing") else "",
+            f"expired {', '.join(lapsed)}" if lapsed else "") if p)
+        return f"departed not ready ({what or 'override'}) — override: {e['override_reason']}"
     return ""
 
 

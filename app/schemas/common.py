@@ -46,3 +46,5 @@ class StrictBody(BaseModel):
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+# A kind of shipment document (lane requirements, uploads): `import_license`, `qp_release_plan`.
+DocumentKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]

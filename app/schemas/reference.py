@@ -9,7 +9,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from app.core.errors import InvalidField
-from app.schemas.common import Celsius, Latitude, Longitude, Name, Out, StrictBody, UtcDatetime
+from app.schemas.common import (
+    Celsius,
+    DocumentKind,
+    Latitude,
+    Longitude,
+    Name,
+    Out,
+    StrictBody,
+    UtcDatetime,
+)
 
 Role = Literal["admin", "coordinator", "site", "qp"]
 LOGGER_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -125,9 +134,15 @@ class LaneIn(StrictBody):
     max_transit_h: float = Field(gt=0, le=24 * 60, allow_inf_nan=False)
     corridor_km: float = Field(gt=0, le=5000, allow_inf_nan=False)
     waypoints: list[WaypointIn] = Field(default_factory=list, max_length=100)
+    required_documents: list[DocumentKind] = Field(
+        default_factory=list, max_length=32,
+        description="Document kinds a shipment on this lane needs before it departs "
+                    "(`GET /shipments/{id}/readiness`)")
 
     @model_validator(mode="after")
     def _consistent(self) -> LaneIn:
+        if len(set(self.required_documents)) != len(self.required_documents):
+            raise InvalidField("required_documents", "each kind once")
 
         if self.max_transit_h < self.expected_transit_h:
             raise InvalidField("max_transit_h", "must be at least expected_transit_h")
@@ -145,6 +160,7 @@ class LaneOut(Out):
     max_transit_h: float
     corridor_km: float
     waypoints: list[WaypointOut]
+    required_documents: list[str]
     created_at: datetime
 
 

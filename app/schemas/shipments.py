@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -59,9 +59,16 @@ class ShipmentEventIn(StrictBody):
         default=None, min_length=1, max_length=2000,
         description="Coordinators only: why an event before readings already stored (a late "
                     "entry) is recorded now")
+    override_reason: str | None = Field(
+        default=None, min_length=1, max_length=2000,
+        description="`departed` only, coordinators only: why the shipment departs although it "
+                    "is not ready (`GET /shipments/{id}/readiness`); without it such a "
+                    "departure is refused (409)")
 
     @model_validator(mode="after")
     def _lane_for_reroutes(self) -> ShipmentEventIn:
+        if self.override_reason is not None and self.type != "departed":
+            raise InvalidField("override_reason", "only a 'departed' event overrides readiness")
         if self.type == "rerouted" and self.lane_id is None:
             raise InvalidField("lane_id", "a 'rerouted' event names the new lane")
         if self.type != "rerouted" and self.lane_id is not None:
@@ -89,6 +96,10 @@ class ShipmentEventOut(Out):
     at: datetime
     lane_id: uuid.UUID | None = Field(description="`rerouted`: the new lane")
     note: str | None
+    override_reason: str | None = Field(
+        description="`departed` while not ready: the coordinator's reason")
+    override_unready: dict[str, Any] | None = Field(
+        description="what was `missing` and `expired` when the departure overrode readiness")
     recorded_by: str | None
     recorded_at: datetime
     late_entry: bool = Field(description="recorded at a time before readings already stored")

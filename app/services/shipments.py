@@ -28,8 +28,9 @@ from app.core.models import (
 from app.core.security import Principal
 from app.core.signatures import signature_manifest
 from app.dashboard.overview import FINISHED
+from app.schemas.documents import Unready
 from app.schemas.shipments import ShipmentEventIn, ShipmentIn
-from app.services import custody, timeline
+from app.services import custody, readiness, timeline
 from app.services.packaging import ACTIVE_STATUSES, require_qualified
 from app.services.reference import require_exists, snapshot
 
@@ -45,6 +46,19 @@ async def create_shipment(
     if packaging is None:
         raise InvalidField("packaging_id", f"no such packaging: {data.packaging_id}")
     require_qualified(packaging, data.packed_at)
+    if data.departed_at is not None:
+        # A registration that says it departed has no documents yet: on a lane that requires
+        # some (or with packaging lapsing in transit) the departure is an event of its own.
+        judged = readiness.judge(
+            lane.required_documents, [], packaging_id=packaging.id,
+            expected_arrival=data.departed_at + timedelta(hours=lane.expected_transit_h),
+            requalified_until=packaging.requalified_until)
+        if not judged.ready:
+            raise Conflict(
+                f"the shipment is not ready to depart ({judged.summary()}): register it without "
+                "departed_at, attach its documents, then record the departure (a coordinator "
+                "may override with override_reason)", field="departed_at",
+                **unready(judged))
     if data.departed_at is not None and data.departed_at < data.packed_at:
         raise InvalidField("departed_at", "must not be before packed_at")
     if await session.scalar(select(Shipment.id).where(Shipment.reference == data.reference)):
@@ -139,10 +153,13 @@ async def add_event(
             late_entry_allowed=data.correction_reason is not None)
     except timeline.TimelineError as exc:
         raise custody.problem(exc) from exc
+    override = await _departure_gate(session, shipment, data)
     before = snapshot(shipment)
     event = ShipmentEvent(
         shipment_id=shipment.id, type=data.type, at=data.at, lane_id=data.lane_id, note=data.note,
         recorded_by=principal.actor, late_entry=late, correction_reason=data.correction_reason,
+        override_reason=data.override_reason if data.type == "departed" else None,
+        override_unready=override,
     )
     session.add(event)
     await custody.apply_custody(session, shipment, result)
@@ -153,8 +170,37 @@ async def add_event(
         entity_id=shipment.id, before=before, after=snapshot(shipment),
         reason=data.correction_reason or data.note,
     )
+    if override is not None:
+        await audit.record(
+            session, principal, action="readiness.override", entity_type="shipment",
+            entity_id=shipment.id, after={"event_id": event.id, **override},
+            reason=data.override_reason)
     await enqueue_evaluation(session, shipment.id, data.at)
     return event
+
+
+def unready(judged: readiness.Readiness) -> dict[str, Any]:
+    """What is missing and expired, as JSON values (problems, the event row, the audit)."""
+    return {"missing": list(judged.missing),
+            "expired": [Unready.model_validate(e).model_dump(mode="json", exclude_none=True)
+                        for e in judged.expired]}
+
+
+async def _departure_gate(
+    session: AsyncSession, shipment: Shipment, data: ShipmentEventIn
+) -> dict[str, Any] | None:
+    """A departure while the shipment is not ready: 409 listing what is missing or expired,
+    unless it carries an override reason — then what was overridden (None: nothing was)."""
+    if data.type != "departed":
+        return None
+    judged = await readiness.readiness(session, shipment, now=utcnow(), departing_at=data.at)
+    if judged.ready:
+        return None
+    if data.override_reason is None:
+        raise Conflict(
+            f"the shipment is not ready to depart ({judged.summary()}); a coordinator may record "
+            "the departure anyway with override_reason", field="type", **unready(judged))
+    return unready(judged)
 
 
 def summary_select() -> Select[Any]:

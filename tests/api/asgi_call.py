@@ -37,12 +37,18 @@ async def call(
     params: dict[str, str] | None = None, json_body: Any = None, wait_s: float = 10.0,
     until: bytes | None = None, live_marker: bytes = b'"listening":true',
     trigger: Callable[[], Awaitable[None]] | None = None,
+    raw_body: tuple[bytes, str] | None = None,
 ) -> Answer:
+    """`raw_body`: (the body, its content type) instead of JSON (a multipart upload)."""
     body = b"" if json_body is None else json.dumps(json_body).encode()
+    if raw_body is not None:
+        body = raw_body[0]
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     raw_headers += [(b"host", b"test"), (b"content-length", str(len(body)).encode())]
     if json_body is not None:
         raw_headers.append((b"content-type", b"application/json"))
+    elif raw_body is not None:
+        raw_headers.append((b"content-type", raw_body[1].encode()))
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",

@@ -85,6 +85,13 @@ async def build_world(admin: httpx.AsyncClient, engine: AsyncEngine) -> World:
         ids.update(site_id=site, lane_id=lane, product_id=product, packaging_id=packaging,
                    logger_id=logger, shipment_id=shipment["id"])
     await f.lane(admin, site_b, w.hub_site, name="Basel-spare lane")  # no shipment on it yet
+    for side in ("own", "other"):
+        ids = getattr(w, side)
+        document = await admin.post(
+            f"/api/v1/shipments/{ids['shipment_id']}/documents", data={"kind": "import_license"},
+            files={"file": (f"{side}-licence.txt", f"licence of {side}".encode(), "text/plain")})
+        assert document.status_code == 201, document.text
+        ids["document_id"] = document.json()["id"]
     for n in range(1, 11):  # spare loggers for POST /shipments bodies
         await f.logger(admin, f"SPARE-{n}")
     await f.logger(admin, "LOG-DELIVERED")

@@ -71,7 +71,7 @@ def seeded_ids(world: World) -> dict[str, list[str]]:
     that does not exist (a fixed order: placeholder i means the same object in every run)."""
     ids: dict[str, list[str]] = {}
     for name in ("site_id", "lane_id", "product_id", "packaging_id", "shipment_id", "alert_id",
-                 "webhook_id", "delivery_id", "event_id"):
+                 "webhook_id", "delivery_id", "event_id", "document_id"):
         ids[name] = [world.own[name], world.other[name], GHOST]
     ids["site_id"].insert(2, world.hub_site)
     ids["shipment_id"].insert(2, world.own["delivered_shipment_id"])
@@ -87,7 +87,8 @@ def seeded_ids(world: World) -> dict[str, list[str]]:
 # Id fields and the pool of seeded ids each draws from.
 POOLS = {name: name for name in ("site_id", "lane_id", "product_id", "packaging_id",
                                  "shipment_id", "alert_id", "webhook_id", "delivery_id",
-                                 "event_id", "logger_id", "key_id", "user_id", "mail_id")}
+                                 "event_id", "logger_id", "key_id", "user_id", "mail_id",
+                                 "document_id")}
 POOLS.update(origin_site_id="site_id", destination_site_id="site_id",
              subscription_id="webhook_id", url="url")
 SLOTS = 4  # placeholders per field; slot i stands for the pool's id i (modulo its size)

@@ -60,6 +60,8 @@ class Access:
     session_values: dict[str, str] = field(default_factory=dict)
     # Roles allowed by API key when fewer than `roles` (a signature: people only).
     by_key: frozenset[str] | None = None
+    # The body's fields sent as multipart/form-data (a `file` value: a text file's content).
+    multipart: bool = False
 
     @property
     def public(self) -> bool:
@@ -124,6 +126,13 @@ EXPECT: dict[str, Access] = {
     "GET /api/v1/shipments/{shipment_id}/events": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/what-if": Access(
         ALL, body=lambda w, n: {"customs_hold_h": 48, "delay_h": n % 5}),
+    # Documents: coordinators and the shipment's sites attach; whoever sees the shipment reads
+    # them and its readiness.
+    "POST /api/v1/shipments/{shipment_id}/documents": Access(roles("coordinator", "site"), body=(
+        lambda w, n: {"kind": "import_license", "file": f"licence {n}"}), multipart=True),
+    "GET /api/v1/shipments/{shipment_id}/documents": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}/documents/{document_id}": Access(ALL),
+    "GET /api/v1/shipments/{shipment_id}/readiness": Access(ALL),
     "POST /api/v1/shipments/{shipment_id}/events/{event_id}/corrections": Access(
         decided_by("coordinator"), body=lambda w, n: {
             "at": (f.T0 + timedelta(hours=20)).isoformat(), "reason": f"POD time checked ({n})"},
@@ -195,7 +204,8 @@ EXPECT: dict[str, Access] = {
 
 # Path parameters naming an object that belongs to a site: another site's must answer 404.
 SITE_SCOPED = {"shipment_id", "alert_id", "site_id", "webhook_id", "subscription_id",
-               "delivery_id", "logger_id", "lane_id", "product_id", "packaging_id", "event_id"}
+               "delivery_id", "logger_id", "lane_id", "product_id", "packaging_id", "event_id",
+               "document_id"}
 # Decisions on the record that admin may not make (tests/api/test_access_scopes.py shows why).
 DECISIONS = {"POST /api/v1/shipments/{shipment_id}/release", "POST /api/v1/alerts/{alert_id}/ack",
              "POST /api/v1/alerts/{alert_id}/resolve",
@@ -257,6 +267,14 @@ async def _session(app: Any, email: str) -> str:
                         json_body={"email": email, "password": PASSWORD})
     assert answer.status == 200, answer.text
     return answer.headers["set-cookie"].split(";")[0]
+
+
+def _multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    parts = [
+        f'--rbac\r\nContent-Disposition: form-data; name="{name}"'
+        + ('; filename="f.txt"\r\nContent-Type: text/plain' if name == "file" else "")
+        + f"\r\n\r\n{value}\r\n" for name, value in fields.items()]
+    return ("".join(parts) + "--rbac--\r\n").encode(), "multipart/form-data; boundary=rbac"
 
 
 def _fill(path: str, values: dict[str, str]) -> str:
@@ -325,6 +343,9 @@ async def test_role_matrix(
         if access.stream and role is not None:
             # Past the first chunk: live events of both sites, the own site's last.
             kw.update(until=b"SHP-OWN-7731", trigger=world.stream_trigger)
+        if access.multipart:
+            kw.update(raw_body=_multipart(body or {}))
+            body = None
         return await call(app, method, target, headers=headers, json_body=body, **kw)
 
     anonymous = await request(None, own_path)

@@ -128,10 +128,16 @@ async def add_event(
     stored for the shipment is a late entry: only a coordinator records it, with a
     `correction_reason` (409 otherwise). `recharged` and `rerouted` (with `lane_id`) are
     recorded by a coordinator: the hold clock restarts at `at`, or the new lane applies from
-    `at` (expected arrival, waypoints, corridor); the status stays as it is."""
+    `at` (expected arrival, waypoints, corridor); the status stays as it is. `departed` while
+    the shipment is not ready (`GET /shipments/{id}/readiness`) is refused (409, listing what
+    is `missing` and `expired`) unless a coordinator gives `override_reason` (audited as
+    `readiness.override`, shown on the event and in the release report)."""
     if body.correction_reason is not None and principal.role != "coordinator":
         raise Forbidden(f"role '{principal.role}' may not do this: a late entry "
                         "(correction_reason) is recorded by a coordinator key")
+    if body.override_reason is not None and principal.role != "coordinator":
+        raise Forbidden(f"role '{principal.role}' may not do this: a departure that overrides "
+                        "readiness (override_reason) is recorded by a coordinator key")
     if body.type in timeline.CONTINGENCY and principal.role != "coordinator":
         # They move the hold deadline and the lane the shipment is judged by: a coordinator's
         # decision on the record, never the admin role's.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.models.base import Base, created_at_column, new_id
@@ -70,6 +72,9 @@ class Lane(Base):
     expected_transit_h: Mapped[float] = mapped_column(Float)
     max_transit_h: Mapped[float] = mapped_column(Float)
     corridor_km: Mapped[float] = mapped_column(Float)
+    # Document kinds a shipment on this lane needs before departure (e.g. import_license).
+    required_documents: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), default=list, server_default="{}")
     created_at: Mapped[datetime] = created_at_column()
     waypoints: Mapped[list[LaneWaypoint]] = relationship(
         order_by="LaneWaypoint.position", lazy="raise", cascade="all, delete-orphan"
@@ -160,6 +165,10 @@ class ShipmentEvent(Base):
     at: Mapped[datetime]
     lane_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lanes.id"))  # `rerouted` onto
     note: Mapped[str | None] = mapped_column(Text)
+    # `departed` while not ready: the coordinator's reason for departing anyway, and what was
+    # missing or expired at that moment.
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    override_unready: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     recorded_by: Mapped[str | None] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = created_at_column()
     # Recorded at a time before readings already stored for the shipment (a coordinator's entry).
