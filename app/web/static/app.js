@@ -190,12 +190,13 @@ async function loadShipment(id) {
         const fix = e.voided_at ? ` <em>voided: ${esc(e.correction_reason || "")}</em>`
           : e.original_at ? ` <em>moved from ${fmtTime(e.original_at)}: ${esc(e.correction_reason || "")}</em>`
           : e.late_entry ? ` <em>late entry: ${esc(e.correction_reason || "")}</em>` : "";
-        const text = `<strong>${esc(e.type.replace("_", " "))}</strong> ${fmtTime(e.at)}${e.note ? ` – ${esc(e.note)}` : ""}${fix}`;
+        const text = `<strong>${esc(e.type.replace("_", " "))}</strong> ${fmtTime(e.at)}${window.readiness.eventNote(e)}${e.note ? ` – ${esc(e.note)}` : ""}${fix}`;
         return `<li${e.voided_at ? ' class="voided"' : ""}>${e.voided_at ? `<s>${text}</s>` : text}</li>`;
       }).join("")
     : `<li class="muted">packed ${fmtTime(s.packed_at)}; no custody events yet</li>`;
   const excursions = await loadExcursions(id);
-  await Promise.all([drawChart(s, p, excursions), loadAlerts(id), drawTrack(id, s), shipmentOutlook(s)]);
+  await Promise.all([drawChart(s, p, excursions), loadAlerts(id), drawTrack(id, s), shipmentOutlook(s),
+    window.readiness.render(s)]);
 }
 
 async function loadExcursions(id) {

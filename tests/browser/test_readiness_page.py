@@ -1,0 +1,130 @@
+"""Readiness on the shipment page in a real headless Chromium against a live server and the real
+database: what a departure still needs, documents uploaded and downloaded, and a coordinator's
+recharge and reroute on the custody chain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import async_playwright, expect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.core.models import utcnow
+from app.core.settings import Settings
+from tests import factories as f
+from tests.api.keys import bearer, make_key
+from tests.browser.test_dashboard_page import ARGS, CHROMIUM, chromium  # noqa: F401
+from tests.live_server import running
+
+T0 = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
+LICENCE = b"Import licence US-2026-0042: autologous CAR-T, valid for this shipment.\n"
+
+
+@pytest.fixture
+async def live(
+    settings: Settings, engine: AsyncEngine, db: AsyncSession, chromium: str  # noqa: F811
+) -> AsyncIterator[str]:
+    async with running(settings, engine) as url:
+        yield url
+
+
+async def _world(client: httpx.AsyncClient) -> dict[str, Any]:
+    origin = await f.site(client, "Leiden CTU", "NL")
+    destination = await f.site(client, "Boston infusion centre", "US")
+    lane = await f.lane(client, origin, destination,
+                        required_documents=["import_license", "qp_release_plan"])
+    backup = await f.lane(client, origin, destination, name="AMS-FRA-BOS backup")
+    shipment = await f.post(client, "/shipments", {
+        "reference": "SHP-READY", "lane_id": lane,
+        "product_id": await f.refrigerated_product(client),
+        "packaging_id": await f.packaging(client), "logger_ids": [await f.logger(client, "L-R")],
+        "packed_at": T0.isoformat()})
+    return {"shipment": shipment, "backup": backup}
+
+
+async def test_readiness_documents_and_contingencies_on_the_shipment_page(
+    client: httpx.AsyncClient, db: AsyncSession, live: str
+) -> None:
+    world = await _world(client)
+    sid = world["shipment"]["id"]
+    key = await make_key(client, "coordinator")
+    problems: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1400, "height": 1100},
+                                                accept_downloads=True)
+            page = await context.new_page()
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            await page.goto(f"{live}/")
+            await page.fill("#api-key", key)
+            await page.click("#login-form button[type=submit]")
+            await expect(page.locator("#fleet-table tbody tr")).to_have_count(1)
+            await page.goto(f"{live}/#/shipments/{sid}")
+
+            verdict = page.locator("#readiness .ready")
+            await expect(verdict).to_have_attribute("data-ready", "false")
+            await expect(page.locator("#readiness li.missing")).to_have_count(2)
+            await expect(page.locator("#documents-empty")).to_be_visible()
+
+            form = page.locator("#document-form")
+            await form.locator("input[name=kind]").fill("import_license")
+            await form.locator("input[name=file]").set_input_files(
+                files=[{"name": "licence.txt", "mimeType": "text/plain", "buffer": LICENCE}])
+            await form.locator("button.upload").click()
+            await expect(page.locator("#documents-table tbody tr")).to_have_count(1)
+            await expect(page.locator("#readiness li.missing")).to_have_count(1)
+            await expect(page.locator("#readiness li.missing")).to_have_attribute(
+                "data-kind", "qp_release_plan")
+
+            async with page.expect_download() as download_info:
+                await page.locator("#documents-table a.download").click()
+            download = await download_info.value
+            assert download.suggested_filename == "licence.txt"
+            path = await download.path()
+            assert path is not None and path.read_bytes() == LICENCE
+
+            # The QP release plan, valid for a year: ready.
+            form = page.locator("#document-form")
+            await form.locator("input[name=kind]").fill("qp_release_plan")
+            await form.locator("input[name=file]").set_input_files(files=[{
+                "name": "qp-plan.pdf", "mimeType": "application/pdf",
+                "buffer": b"%PDF-1.7\n%%EOF\n"}])
+            expires = (utcnow() + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M")
+            await form.locator("input[name=expires]").fill(expires)
+            await form.locator("button.upload").click()
+            await expect(verdict).to_have_attribute("data-ready", "true")
+            await expect(page.locator("#documents-table tbody tr")).to_have_count(2)
+
+            # Departed (through the API, now that it is ready); the page shows the actions.
+            departed = await client.post(
+                f"/api/v1/shipments/{sid}/events", headers=bearer(key),
+                json={"type": "departed", "at": (T0 + timedelta(hours=1)).isoformat()})
+            assert departed.status_code == 201, departed.text
+            await page.reload()
+            await page.locator("#recharge-form input[name=note]").fill("re-iced at FRA depot")
+            await page.locator("#recharge-form button.recharge").click()
+            recharge = page.locator("#events li", has_text="recharged")
+            await expect(recharge).to_contain_text("hold clock restarted")
+            await expect(recharge).to_contain_text("re-iced at FRA depot")
+
+            await page.locator("#reroute-form select[name=lane]").select_option(world["backup"])
+            await page.locator("#reroute-form button.reroute").click()
+            reroute = page.locator("#events li", has_text="rerouted")
+            await expect(reroute).to_contain_text("onto lane AMS-FRA-BOS backup")
+        finally:
+            await browser.close()
+
+    events = (await client.get(f"/api/v1/shipments/{sid}/events")).json()
+    assert [e["type"] for e in events] == ["departed", "recharged", "rerouted"]
+    assert events[1]["note"] == "re-iced at FRA depot"
+    assert events[2]["lane_id"] == world["backup"]
+    docs = (await client.get(f"/api/v1/shipments/{sid}/documents")).json()
+    assert [(d["kind"], d["content_type"]) for d in docs] == [
+        ("import_license", "text/plain; charset=utf-8"), ("qp_release_plan", "application/pdf")]
+    assert problems == []
