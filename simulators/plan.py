@@ -51,7 +51,8 @@ class Message:
 
 
 def shipment_events(sc: Scenario) -> tuple[PlannedEvent, ...]:
-    """departed at the first move, customs holds and releases, delivered at the last arrival."""
+    """departed at the first move, customs holds and releases, contingencies (recharges),
+    delivered at the last arrival."""
     events: list[PlannedEvent] = []
     last_move_end = None
     for seg in sc.route.segments:
@@ -64,6 +65,7 @@ def shipment_events(sc: Scenario) -> tuple[PlannedEvent, ...]:
             events.append(PlannedEvent(seg.start_s, "customs_hold"))
             if st.release:
                 events.append(PlannedEvent(seg.end_s, "customs_released"))
+    events.extend(PlannedEvent(c.at_s, c.type) for c in sc.contingencies)
     if sc.deliver and last_move_end is not None:
         events.append(PlannedEvent(last_move_end, "delivered"))
         received = last_move_end + sc.receive_after_h * 3600
@@ -86,7 +88,8 @@ def build(sc: Scenario) -> Plan:
 
     kind = shipper(sc.shipper)
     openings = _windows(sc, "lid_open")
-    trace = simulate(kind, ambient, sc.duration_s, hold_h=sc.qualified_hold_h, openings=openings)
+    trace = simulate(kind, ambient, sc.duration_s, hold_h=sc.qualified_hold_h, openings=openings,
+                     recharges=sc.recharges_s)
     shocks = [(i.at_s, i.at_s + i.seconds, i.g) for i in sc.incidents if i.kind == "shock"]
     ln2 = sc.shipper == "ln2_dry_shipper"
 

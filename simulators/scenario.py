@@ -18,6 +18,9 @@ ALERT_KINDS = frozenset({
     "route_deviation", "light_exposure", "shock", "battery_low",
 })
 INCIDENTS = ("lid_open", "shock", "silence")
+CONTINGENCIES = ("recharged",)
+ALERT_STATES = ("open", "escalated", "acknowledged", "resolved")
+SEVERITIES = ("info", "warning", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,27 @@ class Incident:
     at_s: float
     seconds: float
     g: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Contingency:
+    """A coordinator's action at `at_s`: `recharged` re-ices / recharges the shipper (the
+    simulated coolant is full again and the event restarts the hold clock)."""
+
+    type: str
+    at_s: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alert state the scenario must reach, judged live at `at_s` (tests/db: the engine on
+    an injected clock, readings received at their device time)."""
+
+    at_s: float
+    kind: str
+    state: str
+    severity: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +74,12 @@ class Scenario:
     deliver: bool
     receive_after_h: float
     tail_s: float
+    contingencies: tuple[Contingency, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+
+    @property
+    def recharges_s(self) -> tuple[float, ...]:
+        return tuple(c.at_s for c in self.contingencies if c.type == "recharged")
 
     @property
     def duration_s(self) -> float:
@@ -121,6 +151,21 @@ def parse(doc: dict[str, Any]) -> Scenario:
             inc.get("seconds", max(lg.interval_s for lg in loggers)))
         incidents.append(Incident(inc["kind"], _at(inc, route.duration_s, tail_s), secs,
                                   float(inc.get("g", 0.0))))
+    contingencies = []
+    for c in doc.get("contingencies", []):
+        if c["type"] not in CONTINGENCIES:
+            raise ValueError(f"{name}: unknown contingency {c['type']!r}")
+        at_s = float(c["at_h"]) * 3600
+        if not 0 < at_s < route.duration_s:
+            raise ValueError(f"{name}: a contingency must lie inside the timeline")
+        contingencies.append(Contingency(c["type"], at_s, str(c.get("note", ""))))
+    transitions = []
+    for t in doc.get("transitions", []):
+        if t["kind"] not in ALERT_KINDS or t["state"] not in ALERT_STATES or (
+                t["severity"] not in SEVERITIES):
+            raise ValueError(f"{name}: a transition names an alert kind, a state and a severity")
+        transitions.append(Transition(float(t["at_h"]) * 3600, t["kind"], t["state"],
+                                      t["severity"]))
     return Scenario(
         name=name,
         title=doc.get("title", name),
@@ -142,6 +187,8 @@ def parse(doc: dict[str, Any]) -> Scenario:
         deliver=bool(ship.get("deliver", True)),
         receive_after_h=float(ship.get("receive_after_h", 1.0)),
         tail_s=tail_s,
+        contingencies=tuple(sorted(contingencies, key=lambda c: c.at_s)),
+        transitions=tuple(sorted(transitions, key=lambda t: t.at_s)),
     )
 
 

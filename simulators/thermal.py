@@ -95,11 +95,13 @@ def simulate(
     step_s: float = 60.0,
     openings: Sequence[tuple[float, float]] = (),
     initial_c: float | None = None,
+    recharges: Sequence[float] = (),
 ) -> ThermalTrace:
     """Integrate the model over [0, duration_s]; `ambient(offset_s)` gives the ambient °C.
 
     The coolant is sized so that `initial_charge` lasts exactly `hold_h` under the qualification
-    profile: that is what a qualified hold time means.
+    profile: that is what a qualified hold time means. At each offset in `recharges` (re-iced,
+    LN2 recharged) the coolant is full again.
     """
     dt_ref = _profile_mean(QUALIFICATION_PROFILE) - kind.phase_c
     spend_per_deg_s = kind.initial_charge / (dt_ref * hold_h * 3600.0)
@@ -111,8 +113,12 @@ def simulate(
     n = int(math.ceil(duration_s / step_s)) + 1
     temps: list[float] = []
     charges: list[float] = []
+    pending = sorted(recharges)
     for i in range(n):
         t = i * step_s
+        while pending and pending[0] <= t:
+            pending.pop(0)
+            charge = kind.initial_charge
         temps.append(temp)
         charges.append(charge)
         amb = ambient(t)

@@ -50,6 +50,9 @@ def list_lines() -> list[str]:
     lines = []
     for name, sc in scenarios.library().items():
         alerts = ", ".join(sorted(sc.alerts)) or "no alerts"
+        if sc.transitions:
+            alerts += " (live: " + ", ".join(
+                f"{t.kind} {t.state} +{t.at_s / 3600:g} h" for t in sc.transitions) + ")"
         lines.append(f"{name}\t{alerts}\t{sc.title}")
     return lines
 

@@ -20,9 +20,12 @@ def test_simulate_lists_the_library_one_scenario_a_line() -> None:
     result = runner.invoke(cli, ["simulate", "--list"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert "customs-hold-at-risk\tdwell_exceeded, hold_time_at_risk\tDry-ice shipper held 57 h" \
         in result.stdout
+    assert ("customs-hold-recharged\tdwell_exceeded (live: dwell_exceeded open +27.5 h, "
+            "hold_time_at_risk open +60.5 h, hold_time_at_risk resolved +62 h, dwell_exceeded "
+            "resolved +67.5 h)\tDry-ice shipper held 52 h") in result.stdout
     assert all(len(line.split("\t")) == 3 for line in lines)
 
 
