@@ -143,6 +143,7 @@ def build(d: ReportData, *, readings_sha256: str | None = None) -> dict[str, Any
             {**e, "lane_name": d.reroute_lanes.get(e["lane_id"], {}).get("name")}
             if e["lane_id"] is not None else e for e in d.events],
         "voided_custody_events": d.voided_events,
+        "documents": d.documents,
         "readiness_overrides": [
             {"event_id": e["id"], "at": e["at"], "recorded_by": e["recorded_by"],
              "override_reason": e["override_reason"], **(e["override_unready"] or {})}

@@ -24,6 +24,7 @@ from app.core.models import (
     Product,
     Reading,
     Shipment,
+    ShipmentDocument,
     ShipmentEvent,
     ShipmentLogger,
     ShipmentState,
@@ -51,6 +52,8 @@ class RecordReading(NamedTuple):
 
 
 READING_COLUMNS = RecordReading._fields
+DOCUMENT_COLUMNS = ("id", "kind", "filename", "content_type", "size", "sha256", "expires_at",
+                    "uploaded_by", "uploaded_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class ReportData:
     readings: list[RecordReading]  # in (ts, logger_id) order
     excursions: list[dict[str, Any]]
     alerts: list[dict[str, Any]]  # each with its "events" (transitions, comments)
+    documents: list[dict[str, Any]]  # attached documents' metadata (not their bytes)
     state: dict[str, Any] | None
     spec: ShipmentSpec  # what the engine judges (alerts/specs.py): the statistics use it
 
@@ -145,6 +149,10 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
                 {"type": ev.type, "at": ev.at, "actor": ev.actor, "comment": ev.comment}
             )
     state = await session.get(ShipmentState, shipment.id)
+    documents = (await session.execute(
+        select(*(getattr(ShipmentDocument, c) for c in DOCUMENT_COLUMNS))
+        .where(ShipmentDocument.shipment_id == shipment.id)
+        .order_by(ShipmentDocument.uploaded_at, ShipmentDocument.id))).all()
     return ReportData(
         generated_at=now,
         shipment=_plain(shipment),
@@ -161,6 +169,7 @@ async def load(session: AsyncSession, shipment: Shipment, now: datetime) -> Repo
         excursions=[_plain(e, ("shipment_id",)) for e in excursions],
         alerts=[{**_plain(a, ("shipment_id",)), "events": transitions.get(a.id, [])}
                 for a in alerts],
+        documents=[dict(r._mapping) for r in documents],
         state=_plain(state, ("engine_state", "shipment_id")) if state is not None else None,
         spec=spec,
     )

@@ -4,6 +4,7 @@ audited, read by whoever may see the shipment."""
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from datetime import datetime
 
@@ -22,9 +23,10 @@ MAX_FILENAME = 255
 
 
 def _filename(name: str | None) -> str:
-    """The client's file name without its path (stored for the download's Content-Disposition,
-    which makes it safe to send back)."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    """The client's file name without its path and control characters (PostgreSQL text takes
+    no NUL; the download's Content-Disposition encodes the rest safely)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip()
     return (base or "document")[:MAX_FILENAME]
 
 

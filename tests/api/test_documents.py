@@ -103,6 +103,14 @@ async def test_a_hostile_filename_is_sent_back_safely(
     assert got.headers["content-disposition"] == (
         "attachment; filename=\"evil_ filename=x.html_.pdf\"; "
         "filename*=UTF-8''evil%3B%20filename%3Dx.html%E2%86%92.pdf")
+    # NUL and other control characters in the part's header: dropped, not a database error.
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nimport_license\r\n"
+            b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\x00b\x07.pdf\"\r\n"
+            b"\r\n" + PDF + b"\r\n--b--\r\n")
+    raw = await client.post(f"{API}/shipments/{shipment['id']}/documents", content=body,
+                            headers={"content-type": "multipart/form-data; boundary=b"})
+    assert raw.status_code == 201, raw.text
+    assert raw.json()["filename"] == "ab.pdf"
 
 
 async def test_bad_uploads_are_problems_and_store_nothing(

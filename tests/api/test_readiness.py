@@ -4,11 +4,14 @@ coordinator's override (audited, on the event, in the release report)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -148,6 +151,12 @@ async def test_a_coordinator_may_depart_anyway_with_a_reason(
         "override_reason": "patient scheduled; licence renewal filed", **unready}]
     (chained,) = report["custody_chain"]
     assert chained["override_reason"] == "patient scheduled; licence renewal filed"
+    (document,) = report["documents"]
+    assert (document["kind"], document["sha256"], document["expires_at"]) == (
+        "import_license", hashlib.sha256(PDF).hexdigest(), z(5))
+    pdf = await world.client.get(f"{API}/shipments/{world.id}/report?format=pdf")
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "override: patient scheduled; licence renewal filed" in " ".join(text.split())
 
 
 async def test_packaging_lapsing_in_transit_blocks_the_departure(
