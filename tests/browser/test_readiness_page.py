@@ -17,7 +17,7 @@ from app.core.models import utcnow
 from app.core.settings import Settings
 from tests import factories as f
 from tests.api.keys import bearer, make_key
-from tests.browser.test_dashboard_page import ARGS, CHROMIUM, chromium  # noqa: F401
+from tests.browser.test_dashboard_page import ARGS, ARTIFACTS, CHROMIUM, chromium  # noqa: F401
 from tests.live_server import running
 
 T0 = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
@@ -117,6 +117,8 @@ async def test_readiness_documents_and_contingencies_on_the_shipment_page(
             await page.locator("#reroute-form button.reroute").click()
             reroute = page.locator("#events li", has_text="rerouted")
             await expect(reroute).to_contain_text("onto lane AMS-FRA-BOS backup")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-readiness.png"), full_page=True)
         finally:
             await browser.close()
 
