@@ -26,7 +26,9 @@ class RequestGuard:
     """Pure ASGI middleware: bounded, buffered request bodies and NUL-free input.
 
     The body is read up front (at most `max_bytes`, so memory is bounded) and replayed to the app:
-    a declared or actual size over the limit is a 413 problem before any handler runs.
+    a declared or actual size over the limit is a 413 problem before any handler runs. A document
+    upload (binary, up to `max_upload_bytes`) is the exception: only its declared length is
+    checked here and the handler bounds the stream as it parses it (app/api/multipart.py).
     """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
