@@ -41,7 +41,10 @@ async def _world(client: httpx.AsyncClient) -> dict[str, Any]:
     shipment = await f.post(client, "/shipments", {
         "reference": "SHP-READY", "lane_id": lane,
         "product_id": await f.refrigerated_product(client),
-        "packaging_id": await f.packaging(client), "logger_ids": [await f.logger(client, "L-R")],
+        "packaging_id": (await f.post(client, "/packaging", {
+            "name": "Passive 2-8 96h", "qualified_hold_h": 96,
+            "requalified_until": (utcnow() + timedelta(days=10)).date().isoformat()}))["id"],
+        "logger_ids": [await f.logger(client, "L-R")],
         "packed_at": T0.isoformat()})
     return {"shipment": shipment, "backup": backup}
 
@@ -65,6 +68,9 @@ async def test_readiness_documents_and_contingencies_on_the_shipment_page(
             await page.fill("#api-key", key)
             await page.click("#login-form button[type=submit]")
             await expect(page.locator("#fleet-table tbody tr")).to_have_count(1)
+            # The fleet says which packaging needs requalifying within 30 days.
+            await expect(page.locator("#requalification-due")).to_contain_text(
+                "Passive 2-8 96h in 10 d")
             await page.goto(f"{live}/#/shipments/{sid}")
 
             verdict = page.locator("#readiness .ready")

@@ -174,5 +174,24 @@ window.readiness = (() => {
     }
   }
 
-  return { render, eventNote };
+  /* The fleet view: packaging whose requalification runs out within 30 days (or has). */
+  async function fleetNotice() {
+    const box = $("#requalification-due");
+    if (!box || !state.key) return;
+    let due = [];
+    try { due = await api("/packaging/requalification-due"); } catch (_) { return; }
+    box.hidden = due.length === 0;
+    box.innerHTML = due.length ? `Packaging requalification due: ${due.map((p) => (
+      `<span class="due" data-packaging-id="${esc(p.id)}"><strong>${esc(p.name)}</strong> ${p.days_left < 0
+        ? `expired ${-p.days_left} d ago` : `in ${p.days_left} d`} (${esc(p.requalified_until)}, ${p.active_shipments} active)</span>`
+    )).join("; ")}` : "";
+  }
+
+  const fleet = document.getElementById("fleet");
+  if (fleet) {
+    new MutationObserver(() => { if (!fleet.hidden) fleetNotice(); })
+      .observe(fleet, { attributes: true, attributeFilter: ["hidden"] });
+  }
+
+  return { render, eventNote, fleetNotice };
 })();
