@@ -4,32 +4,20 @@ recharge and reroute on the custody chain."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
-from playwright.async_api import async_playwright, expect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from playwright.async_api import expect
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.models import utcnow
-from app.core.settings import Settings
 from tests import factories as f
 from tests.api.keys import bearer, make_key
-from tests.browser.test_dashboard_page import ARGS, ARTIFACTS, CHROMIUM, chromium  # noqa: F401
-from tests.live_server import running
+from tests.browser.pages import ARTIFACTS, signed_in
 
 T0 = (utcnow() - timedelta(hours=6)).replace(second=0, microsecond=0)
 LICENCE = b"Import licence US-2026-0042: autologous CAR-T, valid for this shipment.\n"
-
-
-@pytest.fixture
-async def live(
-    settings: Settings, engine: AsyncEngine, db: AsyncSession, chromium: str  # noqa: F811
-) -> AsyncIterator[str]:
-    async with running(settings, engine) as url:
-        yield url
 
 
 async def _world(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -55,78 +43,67 @@ async def test_readiness_documents_and_contingencies_on_the_shipment_page(
     world = await _world(client)
     sid = world["shipment"]["id"]
     key = await make_key(client, "coordinator")
-    problems: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1400, "height": 1100},
-                                                accept_downloads=True)
-            page = await context.new_page()
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            await page.goto(f"{live}/")
-            await page.fill("#api-key", key)
-            await page.click("#login-form button[type=submit]")
-            await expect(page.locator("#fleet-table tbody tr")).to_have_count(1)
-            # The fleet says which packaging needs requalifying within 30 days.
-            await expect(page.locator("#requalification-due")).to_contain_text(
-                "Passive 2-8 96h in 10 d")
-            await page.goto(f"{live}/#/shipments/{sid}")
+    async with signed_in(live, key, accept_downloads=True) as session:
+        page = session.page
+        await expect(page.locator("#fleet-table tbody tr")).to_have_count(1)
+        # The fleet says which packaging needs requalifying within 30 days.
+        await expect(page.locator("#requalification-due")).to_contain_text(
+            "Passive 2-8 96h in 10 d")
+        await page.goto(f"{live}/#/shipments/{sid}")
 
-            verdict = page.locator("#readiness .ready")
-            await expect(verdict).to_have_attribute("data-ready", "false")
-            await expect(page.locator("#readiness li.missing")).to_have_count(2)
-            await expect(page.locator("#documents-empty")).to_be_visible()
+        verdict = page.locator("#readiness .ready")
+        await expect(verdict).to_have_attribute("data-ready", "false")
+        await expect(page.locator("#readiness li.missing")).to_have_count(2)
+        await expect(page.locator("#documents-empty")).to_be_visible()
 
-            form = page.locator("#document-form")
-            await form.locator("input[name=kind]").fill("import_license")
-            await form.locator("input[name=file]").set_input_files(
-                files=[{"name": "licence.txt", "mimeType": "text/plain", "buffer": LICENCE}])
-            await form.locator("button.upload").click()
-            await expect(page.locator("#documents-table tbody tr")).to_have_count(1)
-            await expect(page.locator("#readiness li.missing")).to_have_count(1)
-            await expect(page.locator("#readiness li.missing")).to_have_attribute(
-                "data-kind", "qp_release_plan")
+        form = page.locator("#document-form")
+        await form.locator("input[name=kind]").fill("import_license")
+        await form.locator("input[name=file]").set_input_files(
+            files=[{"name": "licence.txt", "mimeType": "text/plain", "buffer": LICENCE}])
+        await form.locator("button.upload").click()
+        await expect(page.locator("#documents-table tbody tr")).to_have_count(1)
+        await expect(page.locator("#readiness li.missing")).to_have_count(1)
+        await expect(page.locator("#readiness li.missing")).to_have_attribute(
+            "data-kind", "qp_release_plan")
 
-            async with page.expect_download() as download_info:
-                await page.locator("#documents-table a.download").click()
-            download = await download_info.value
-            assert download.suggested_filename == "licence.txt"
-            path = await download.path()
-            assert path is not None and path.read_bytes() == LICENCE
+        async with page.expect_download() as download_info:
+            await page.locator("#documents-table a.download").click()
+        download = await download_info.value
+        assert download.suggested_filename == "licence.txt"
+        path = await download.path()
+        assert path is not None and path.read_bytes() == LICENCE
 
-            # The QP release plan, valid for a year: ready.
-            form = page.locator("#document-form")
-            await form.locator("input[name=kind]").fill("qp_release_plan")
-            await form.locator("input[name=file]").set_input_files(files=[{
-                "name": "qp-plan.pdf", "mimeType": "application/pdf",
-                "buffer": b"%PDF-1.7\n%%EOF\n"}])
-            expires = (utcnow() + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M")
-            await form.locator("input[name=expires]").fill(expires)
-            await form.locator("button.upload").click()
-            await expect(verdict).to_have_attribute("data-ready", "true")
-            await expect(page.locator("#documents-table tbody tr")).to_have_count(2)
+        # The QP release plan, valid for a year: ready.
+        form = page.locator("#document-form")
+        await form.locator("input[name=kind]").fill("qp_release_plan")
+        await form.locator("input[name=file]").set_input_files(files=[{
+            "name": "qp-plan.pdf", "mimeType": "application/pdf",
+            "buffer": b"%PDF-1.7\n%%EOF\n"}])
+        expires = (utcnow() + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M")
+        await form.locator("input[name=expires]").fill(expires)
+        await form.locator("button.upload").click()
+        await expect(verdict).to_have_attribute("data-ready", "true")
+        await expect(page.locator("#documents-table tbody tr")).to_have_count(2)
 
-            # Departed (through the API, now that it is ready); the page shows the actions.
-            departed = await client.post(
-                f"/api/v1/shipments/{sid}/events", headers=bearer(key),
-                json={"type": "departed", "at": (T0 + timedelta(hours=1)).isoformat()})
-            assert departed.status_code == 201, departed.text
-            await page.reload()
-            await page.locator("#recharge-form input[name=note]").fill("re-iced at FRA depot")
-            await page.locator("#recharge-form button.recharge").click()
-            recharge = page.locator("#events li", has_text="recharged")
-            await expect(recharge).to_contain_text("hold clock restarted")
-            await expect(recharge).to_contain_text("re-iced at FRA depot")
+        # Departed (through the API, now that it is ready); the page shows the actions.
+        departed = await client.post(
+            f"/api/v1/shipments/{sid}/events", headers=bearer(key),
+            json={"type": "departed", "at": (T0 + timedelta(hours=1)).isoformat()})
+        assert departed.status_code == 201, departed.text
+        await page.reload()
+        await page.locator("#recharge-form input[name=note]").fill("re-iced at FRA depot")
+        await page.locator("#recharge-form button.recharge").click()
+        recharge = page.locator("#events li", has_text="recharged")
+        await expect(recharge).to_contain_text("hold clock restarted")
+        await expect(recharge).to_contain_text("re-iced at FRA depot")
 
-            await page.locator("#reroute-form select[name=lane]").select_option(world["backup"])
-            await page.locator("#reroute-form button.reroute").click()
-            reroute = page.locator("#events li", has_text="rerouted")
-            await expect(reroute).to_contain_text("onto lane AMS-FRA-BOS backup")
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-readiness.png"), full_page=True)
-        finally:
-            await browser.close()
+        await page.locator("#reroute-form select[name=lane]").select_option(world["backup"])
+        await page.locator("#reroute-form button.reroute").click()
+        reroute = page.locator("#events li", has_text="rerouted")
+        await expect(reroute).to_contain_text("onto lane AMS-FRA-BOS backup")
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-readiness.png"), full_page=True)
+        problems = session.problems
+        assert session.only_from(live)
 
     events = (await client.get(f"/api/v1/shipments/{sid}/events")).json()
     assert [e["type"] for e in events] == ["departed", "recharged", "rerouted"]
