@@ -29,6 +29,10 @@ async def _world(client: httpx.AsyncClient, db: AsyncSession) -> dict[str, str]:
     alert_id = await w.add_excursion_and_alert(
         db, hot["id"], logger_id, T0 + timedelta(minutes=60), T0 + timedelta(minutes=76), 12.5,
         severity="critical")
+    # A route deviation in the same hours: not a temperature excursion, so not shaded as one.
+    await w.add_excursion_and_alert(
+        db, hot["id"], logger_id, T0 + timedelta(minutes=100), T0 + timedelta(minutes=290), 12.5,
+        kind="route_deviation")
     last = points[-1]
     await w.set_state(db, hot["id"], margin_h=14.0, at_risk=True, open_alerts=1,
                       open_critical_alerts=1, last_reading_ts=last[0], last_temp_c=last[1],
@@ -62,6 +66,10 @@ async def test_fleet_chart_track_and_acknowledging_an_alert(
         await expect(excursion).to_have_count(1)
         await expect(excursion).to_have_attribute("data-kind", "temperature_high")
         assert float(await excursion.get_attribute("width") or 0) > 5
+        other = chart.locator("rect.excursion-other")
+        await expect(other).to_have_count(1)
+        await expect(other).to_have_attribute("data-kind", "route_deviation")
+        assert float(await other.get_attribute("height") or 0) == 6
         # The silence (150–200 min, unknown from 153) and the hour since the last reading.
         gaps = chart.locator("rect.gap")
         await expect(gaps).to_have_count(2)

@@ -313,10 +313,14 @@ async function drawChart(s, p, excursions) {
       "data-start": g.start, "data-end": g.end }, root);
     svg("title", {}, rect).textContent = `data gap ${fmtTime(g.start)} – ${fmtTime(g.end)}: temperature unknown`;
   }
+  // Temperature excursions shade the plot; the others (light, route) are a strip along its top,
+  // so a route deviation is never read as the temperature being out of range.
   for (const e of excursions) {
     const a = x(Date.parse(e.start)), b = x(e.end ? Date.parse(e.end) : t1);
-    const rect = svg("rect", { class: "excursion", x: a, y: m.t, width: Math.max(b - a, 2), height: H - m.t - m.b,
-      "data-kind": e.kind, "data-start": e.start }, root);
+    const temperature = e.kind.startsWith("temperature_");
+    const rect = svg("rect", {
+      class: temperature ? "excursion" : "excursion-other", x: a, y: m.t, width: Math.max(b - a, 2),
+      height: temperature ? H - m.t - m.b : 6, "data-kind": e.kind, "data-start": e.start }, root);
     svg("title", {}, rect).textContent = `${e.kind}: ${fmtTime(e.start)}, ${fmtNum(e.duration_s / 60, 1, " min")}, peak ${fmtNum(e.peak_c, 1, " °C")}`;
   }
   // Consecutive buckets are joined (a value holds until the next reading) unless a gap lies between.
