@@ -128,11 +128,10 @@ async def record(
         })
         if row.lease_token != o.claim.token:  # lease lost: another worker owns the row now
             continue
-        next_at = None if o.ok or o.permanent else retry.next_attempt_at(
-            failures=row.attempts, scheduled_at=row.scheduled_at, failed_at=o.finished_at,
-            jitter=jitter(),
+        state, next_at = retry.settle(
+            ok=o.ok, permanent=o.permanent, failures=row.attempts, scheduled_at=row.scheduled_at,
+            finished_at=o.finished_at, jitter=jitter,
         )
-        state = "delivered" if o.ok else ("pending" if next_at else "failed")
         if state != "pending":
             finals.append(state)
         changes.append({

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 # After the 1st, 2nd, … failed attempt of one delivery; then STEADY_DELAY until GIVE_UP_AFTER.
@@ -47,6 +48,21 @@ def next_attempt_at(
     if failed_at - scheduled_at >= GIVE_UP_AFTER:
         return None
     return failed_at + retry_delay(failures, jitter)
+
+
+def settle(
+    *, ok: bool, permanent: bool, failures: int, scheduled_at: datetime, finished_at: datetime,
+    jitter: Callable[[], float],
+) -> tuple[str, datetime | None]:
+    """A delivery's state after an attempt, and when to try again: `delivered`; `pending` with the
+    next attempt; `failed` for a permanent rejection at once, else once the window is over.
+    Shared by webhook and mail deliveries."""
+    if ok:
+        return "delivered", None
+    next_at = None if permanent else next_attempt_at(
+        failures=failures, scheduled_at=scheduled_at, failed_at=finished_at, jitter=jitter(),
+    )
+    return ("pending" if next_at else "failed"), next_at
 
 
 def should_disable(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -44,6 +45,25 @@ def test_a_failing_delivery_is_retried_for_at_least_24_hours_then_given_up(
     assert failed - scheduled >= retry.GIVE_UP_AFTER
     assert failed - scheduled < retry.GIVE_UP_AFTER + retry.STEADY_DELAY * 1.2
     assert 12 <= attempts <= 17
+
+
+def test_settle_an_attempt_into_the_next_state() -> None:
+    t0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+    def never() -> float:
+        raise AssertionError("no retry is computed for a final outcome")
+
+    def settle(
+        *, ok: bool = False, permanent: bool = False, failures: int = 1,
+        finished_at: datetime = t0, jitter: Callable[[], float] = lambda: 0.5,
+    ) -> tuple[str, datetime | None]:
+        return retry.settle(ok=ok, permanent=permanent, failures=failures, scheduled_at=t0,
+                            finished_at=finished_at, jitter=jitter)
+
+    assert settle(ok=True, jitter=never) == ("delivered", None)
+    assert settle(permanent=True, jitter=never) == ("failed", None)
+    assert settle() == ("pending", t0 + timedelta(seconds=5))
+    assert settle(failures=9, finished_at=t0 + retry.GIVE_UP_AFTER) == ("failed", None)
 
 
 def test_invalid_policy_inputs() -> None:
