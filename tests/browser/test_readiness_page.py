@@ -105,6 +105,15 @@ async def test_readiness_documents_and_contingencies_on_the_shipment_page(
         problems = session.problems
         assert session.only_from(live)
 
+    # A QP reads the readiness and the documents but is offered no upload and no contingency.
+    async with signed_in(live, await make_key(client, "qp")) as session:
+        page = session.page
+        await page.goto(f"{live}/#/shipments/{sid}")
+        await expect(page.locator("#documents-table tbody tr")).to_have_count(2)
+        await expect(page.locator("#document-form")).to_have_count(0)
+        await expect(page.locator("#recharge-form")).to_have_count(0)
+        assert session.problems == []
+
     events = (await client.get(f"/api/v1/shipments/{sid}/events")).json()
     assert [e["type"] for e in events] == ["departed", "recharged", "rerouted"]
     assert events[1]["note"] == "re-iced at FRA depot"

@@ -99,8 +99,8 @@ window.readiness = (() => {
     }
   }
 
-  function actionsHtml(s, laneOptions) {
-    if (!IN_FLIGHT.includes(s.status)) return "";
+  function actionsHtml(s, laneOptions, may) {
+    if (!IN_FLIGHT.includes(s.status) || !may("coordinator")) return "";
     return `<h3>Contingency (coordinators)</h3>
       <form id="recharge-form" class="inline-form">
         <label>at (UTC) <input type="datetime-local" name="at"></label>
@@ -118,8 +118,12 @@ window.readiness = (() => {
   async function render(s) {
     const box = $("#readiness-card");
     if (!box) return;
-    const [r, docs] = await Promise.all([
-      api(`/shipments/${s.id}/readiness`), api(`/shipments/${s.id}/documents`)]);
+    const [r, docs, who] = await Promise.all([
+      api(`/shipments/${s.id}/readiness`), api(`/shipments/${s.id}/documents`),
+      api("/auth/me").catch(() => null)]);
+    // Offer only what this role may do (the API refuses the rest anyway): uploads are for
+    // coordinators and sites, contingency actions for coordinators.
+    const may = (...roles) => !who || roles.includes(who.role);
     let laneOptions = "";
     if (IN_FLIGHT.includes(s.status)) {
       try {
@@ -135,19 +139,19 @@ window.readiness = (() => {
         <tbody>${docs.map(documentRow).join("")}</tbody>
       </table>
       <p id="documents-empty" class="muted"${docs.length ? " hidden" : ""}>No documents.</p>
-      <form id="document-form" class="inline-form">
+      ${may("coordinator", "site") ? `<form id="document-form" class="inline-form">
         <input name="kind" list="document-kinds" placeholder="kind, e.g. import_license" required pattern="[a-z][a-z0-9_]{0,63}">
         <datalist id="document-kinds">${kinds.map((k) => `<option value="${esc(k)}">`).join("")}</datalist>
         <input type="file" name="file" accept=".pdf,.png,.jpg,.jpeg,.txt,application/pdf,image/png,image/jpeg,text/plain" required>
         <label>expires (UTC) <input type="datetime-local" name="expires"></label>
         <button type="submit" class="small upload">Upload</button>
-      </form>
-      ${actionsHtml(s, laneOptions)}`;
+      </form>` : ""}
+      ${actionsHtml(s, laneOptions, may)}`;
     box.querySelectorAll("a.download").forEach((a) => a.addEventListener("click", (ev) => {
       ev.preventDefault();
       download(s.id, a.dataset.documentId).catch((err) => toast(err.message));
     }));
-    $("#document-form").addEventListener("submit", async (ev) => {
+    $("#document-form")?.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       try {
         const doc = await upload(s, ev.target);
