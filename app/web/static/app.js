@@ -376,16 +376,20 @@ async function drawTrack(id, s = {}) {
 
 /* ---------- report downloads (fetch with the key, then save the blob) ---------- */
 
-document.querySelectorAll("[data-report]").forEach((btn) => btn.addEventListener("click", async () => {
-  const res = await api(`/shipments/${state.shipmentId}/report?format=${btn.dataset.report}`, { raw: true });
-  const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "")?.[1] || "report";
+// Save a download (an authorised fetch, so no plain link) under the server's file name.
+async function saveDownload(path, fallbackName) {
+  const res = await api(path, { raw: true });
+  const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "")?.[1] || fallbackName;
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement("a");
   a.href = url;
   a.download = name;
   a.click();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-}));
+}
+
+document.querySelectorAll("[data-report]").forEach((btn) => btn.addEventListener("click", () =>
+  saveDownload(`/shipments/${state.shipmentId}/report?format=${btn.dataset.report}`, "report")));
 
 /* ---------- live updates: SSE over fetch (EventSource cannot send the API key header) ---------- */
 

@@ -58,16 +58,6 @@ window.readiness = (() => {
       <td class="mono" title="${esc(d.sha256)}">${esc(d.sha256.slice(0, 12))}…</td></tr>`;
   }
 
-  async function download(shipmentId, documentId) {
-    const res = await api(`/shipments/${shipmentId}/documents/${documentId}`, { raw: true });
-    const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "")?.[1] || "document";
-    const url = URL.createObjectURL(await res.blob());
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = name;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  }
 
   async function upload(s, form) {
     const data = new FormData();
@@ -149,7 +139,7 @@ window.readiness = (() => {
       ${actionsHtml(s, laneOptions, may)}`;
     box.querySelectorAll("a.download").forEach((a) => a.addEventListener("click", (ev) => {
       ev.preventDefault();
-      download(s.id, a.dataset.documentId).catch((err) => toast(err.message));
+      saveDownload(`/shipments/${s.id}/documents/${a.dataset.documentId}`, "document").catch((err) => toast(err.message));
     }));
     $("#document-form")?.addEventListener("submit", async (ev) => {
       ev.preventDefault();
